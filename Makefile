@@ -1,0 +1,31 @@
+# k3s-autoscaler: the two commands a newcomer needs are `make run` and `make test`.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+ROOT := $(abspath .)
+VENV ?= $(ROOT)/.venv
+PY := $(VENV)/bin/python
+COLLECTION := collections/ansible_collections/k3s/autoscaler
+export PATH := $(VENV)/bin:$(PATH)
+export ANSIBLE_CONFIG := $(ROOT)/ansible.cfg
+PYTEST_ARGS ?=
+
+.PHONY: help setup test unit sanity docs-check clean
+
+help: ## list targets
+	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk -F':.*?## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+
+setup: ## install everything (apt prometheus, .venv with pinned requirements, ansible-test offline bootstrap)
+	@./scripts/setup.sh
+
+test: setup ## run every test: unit + integration (pytest), ansible-doc, ansible-test sanity
+	@$(MAKE) --no-print-directory unit
+	@$(MAKE) --no-print-directory sanity
+
+unit: ## pytest: collection unit tests and repo tests (exit code 5, no tests collected, is an error here)
+	@cd $(ROOT) && $(PY) -m pytest $(PYTEST_ARGS)
+
+sanity: ## ansible-test sanity for the collection (offline; see scripts/setup.sh)
+	@cd $(COLLECTION) && $(VENV)/bin/ansible-test sanity --venv --python 3.11 --color no
+
+clean: ## remove run artefacts (keeps .venv)
+	rm -rf run out $(COLLECTION)/tests/output

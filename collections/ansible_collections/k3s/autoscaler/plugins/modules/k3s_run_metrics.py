@@ -1,0 +1,156 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+---
+module: k3s_run_metrics
+short_description: Export the autoscaler run's own metrics (node-exporter textfile or Pushgateway)
+description:
+  - Builds the run's metrics with prometheus-client and writes them atomically (temp file + rename) to a
+    node-exporter textfile collector file, and/or pushes them to a Prometheus Pushgateway.
+  - "Series, each labelled C(cluster) and C(node_group): C(k3s_autoscaler_decision{decision}) (1 for the decision
+    taken, 0 for the others), C(k3s_autoscaler_desired_nodes) (nodes), C(k3s_autoscaler_current_nodes) (nodes),
+    C(k3s_autoscaler_pending_pods) (pods), C(k3s_autoscaler_scale_events_total{direction}) (counter of completed
+    actions, from the state file), C(k3s_autoscaler_last_run_timestamp_seconds) (unix seconds),
+    C(k3s_autoscaler_run_duration_seconds) (seconds) and C(k3s_autoscaler_run_error) (0 or 1)."
+  - The textfile changes on every run (it holds timestamps), so the module reports C(changed=true) when it writes
+    or pushes. In check mode it renders the metrics and writes nothing.
+author:
+  - k3s-autoscaler developers
+options:
+  path:
+    description:
+      - Node-exporter textfile collector file to write; must end in C(.prom). Its directory is created if missing.
+    type: path
+  pushgateway_url:
+    description:
+      - Pushgateway address (for example C(http://127.0.0.1:9091)) to push the metrics to, as job C(k3s_autoscaler).
+    type: str
+  cluster:
+    description: Value of the C(cluster) label.
+    type: str
+    required: true
+  node_group:
+    description: Value of the C(node_group) label.
+    type: str
+    required: true
+  decision:
+    description: Decision of this run.
+    type: str
+    required: true
+    choices: [scale_up, scale_down, no_action]
+  desired_nodes:
+    description: Desired node count decided this run (nodes). Omit when unknown (the series is then absent).
+    type: int
+  current_nodes:
+    description: Node count seen this run (nodes). Omit when unknown.
+    type: int
+  pending_pods:
+    description: Pending pods seen this run (pods). Omit when unknown.
+    type: int
+  started_at:
+    description: Unix time (seconds) at which the run started; the run duration is now minus this.
+    type: float
+    required: true
+  state_file:
+    description:
+      - The autoscaler state file (see M(k3s.autoscaler.k3s_scale_event)); C(k3s_autoscaler_scale_events_total)
+        is read from its C(totals). When omitted or absent, the counters are 0.
+    type: path
+  error:
+    description: The error that made this run hold, if any; sets C(k3s_autoscaler_run_error) to 1.
+    type: str
+notes:
+  - Supports check mode.
+requirements:
+  - prometheus-client
+"""
+
+EXAMPLES = r"""
+- name: Export the run's metrics for the node-exporter textfile collector
+  k3s.autoscaler.k3s_run_metrics:
+    path: /var/lib/node_exporter/textfile_collector/k3s_autoscaler.prom
+    cluster: prod-eu
+    node_group: general
+    decision: "{{ decision.decision }}"
+    desired_nodes: "{{ decision.desired_nodes }}"
+    started_at: "{{ run_started }}"
+    state_file: /var/lib/k3s-autoscaler/state.json
+"""
+
+RETURN = r"""
+text:
+  description: The metrics in the Prometheus text exposition format.
+  returned: always
+  type: str
+path:
+  description: The textfile written (absent when none).
+  returned: when path is set
+  type: str
+duration_seconds:
+  description: Wall time of the run, seconds (now minus started_at).
+  returned: always
+  type: float
+"""
+
+import time
+import traceback
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible_collections.k3s.autoscaler.plugins.module_utils import run_metrics
+from ansible_collections.k3s.autoscaler.plugins.module_utils.state import StateError, load_state, event_totals
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            path=dict(type="path"),
+            pushgateway_url=dict(type="str"),
+            cluster=dict(type="str", required=True),
+            node_group=dict(type="str", required=True),
+            decision=dict(type="str", required=True, choices=list(run_metrics.DECISIONS)),
+            desired_nodes=dict(type="int"),
+            current_nodes=dict(type="int"),
+            pending_pods=dict(type="int"),
+            started_at=dict(type="float", required=True),
+            state_file=dict(type="path"),
+            error=dict(type="str"),
+        ),
+        required_one_of=[("path", "pushgateway_url")],
+        supports_check_mode=True,
+    )
+    if not run_metrics.HAS_PROMETHEUS_CLIENT:
+        module.fail_json(msg=missing_required_lib("prometheus-client"))
+    p = module.params
+    totals = {}
+    if p["state_file"]:
+        try:
+            totals = event_totals(load_state(p["state_file"]))
+        except StateError as exc:
+            module.fail_json(msg="cannot read scale event totals: %s" % exc)
+    now = time.time()
+    try:
+        registry = run_metrics.build_registry(
+            p["cluster"], p["node_group"], p["decision"], now=now, started_at=p["started_at"],
+            desired_nodes=p["desired_nodes"], current_nodes=p["current_nodes"], pending_pods=p["pending_pods"],
+            totals=totals, error=bool(p["error"]))
+    except ValueError as exc:
+        module.fail_json(msg=str(exc))
+    result = dict(changed=True, text=run_metrics.render(registry), duration_seconds=now - p["started_at"])
+    if p["path"]:
+        result["path"] = p["path"]
+    if not module.check_mode:
+        try:
+            run_metrics.export(registry, path=p["path"], pushgateway_url=p["pushgateway_url"])
+        except (OSError, ValueError) as exc:
+            module.fail_json(msg="cannot export run metrics: %s" % exc, exception=traceback.format_exc())
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
