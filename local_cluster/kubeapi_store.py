@@ -263,7 +263,8 @@ class ObjectStore:
                 new.setdefault("status", {})
             if res is self._pods:
                 status = new.setdefault("status", {})
-                status.setdefault("phase", "Pending")
+                if not status.get("phase"):
+                    status["phase"] = "Pending"
                 status.setdefault("qosClass", "BestEffort")
             elif res is self._namespaces:
                 new.setdefault("spec", {}).setdefault("finalizers", ["kubernetes"])
@@ -613,7 +614,7 @@ class ObjectStore:
                     if (p.get("status") or {}).get("phase") not in TERMINAL_PHASES
                     and not p["metadata"].get("deletionTimestamp")
                     and match_label_selector_object(spec.get("selector"), p["metadata"].get("labels"))]
-        expected = len(matching)
+        expected = self._expected_pods(matching, namespace)
         healthy = sum(1 for p in matching if _is_healthy(p))
 
         def scaled(value: Any, field: str) -> int:
@@ -642,6 +643,28 @@ class ObjectStore:
                 details={"causes": [{"reason": "DisruptionBudget",
                                      "message": f"The disruption budget {pdb_name} needs {desired} healthy pods "
                                                 f"and has {healthy} currently"}]})
+
+
+    def _expected_pods(self, pods: list[dict], namespace: str) -> int:
+        """Like the disruption controller: the sum of ``spec.replicas`` of the pods' controllers
+        (ReplicaSet, Deployment, Job ``parallelism``); pods without such a controller count as 1 each."""
+        by_uid: dict[str, dict] = {}
+        for kind in ("replicasets", "deployments"):
+            res = self.registry.by_plural("apps/v1", kind)
+            for obj in self._objects[res.key].get(namespace, {}).values():
+                by_uid[obj["metadata"]["uid"]] = obj
+        seen: set[str] = set()
+        expected = 0
+        for pod in pods:
+            ref = next((o for o in pod["metadata"].get("ownerReferences") or [] if o.get("controller")), None)
+            owner = by_uid.get(ref.get("uid")) if ref else None
+            replicas = (owner.get("spec") or {}).get("replicas") if owner else None
+            if owner is None or not isinstance(replicas, int):
+                expected += 1
+            elif owner["metadata"]["uid"] not in seen:
+                seen.add(owner["metadata"]["uid"])
+                expected += replicas
+        return expected
 
 
 def _is_healthy(pod: dict) -> bool:
