@@ -209,7 +209,7 @@ def _optional_percent(metrics, key):
     if not _is_number(v):
         raise MetricsError(key, "metrics.%s must be a number (percent 0-100) or null when unknown, got %s %r"
                            % (key, type(v).__name__, v))
-    if v != v:  # NaN means "unknown", e.g. 0/0 in PromQL
+    if math.isnan(v):  # NaN means "unknown", e.g. 0/0 in PromQL
         return None
     if math.isinf(v) or v < 0:
         raise MetricsError(key, "metrics.%s must be a finite percent >= 0, got %r; check the query "
@@ -274,14 +274,14 @@ def _state_time(state, key):
 # --------------------------------------------------------------------------
 
 def _ratio_percent(num, den):
-    if not _is_number(num) or not _is_number(den) or den <= 0 or num != num or den != den:
+    if not _is_number(num) or not _is_number(den) or not math.isfinite(num) or not math.isfinite(den) or den <= 0:
         return None
     r = 100.0 * num / den
     return r if math.isfinite(r) else None
 
 
 def _percent_or_none(v):
-    if not _is_number(v) or v != v or math.isinf(v):
+    if not _is_number(v) or not math.isfinite(v):
         return None
     return float(v)
 

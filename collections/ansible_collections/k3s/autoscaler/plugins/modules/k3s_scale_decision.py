@@ -29,7 +29,7 @@ description:
     corrections. Blocked decisions become C(no_action) with C(blocked_by=[cooldown])."
   - Config and O(metrics) are validated before anything else; errors name the field and how to fix it.
 author:
-  - k3s-autoscaler developers
+  - k3s-autoscaler developers (@k3s-autoscaler)
 options:
   metrics:
     description:

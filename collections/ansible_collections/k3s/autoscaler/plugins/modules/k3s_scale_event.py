@@ -22,7 +22,7 @@ description:
   - A corrupt or wrong-schema state file fails the task (naming the path and the problem) and is never silently
     reset; set O(repair=true) to move it aside first.
 author:
-  - k3s-autoscaler developers
+  - k3s-autoscaler developers (@k3s-autoscaler)
 options:
   state_file:
     description: Path of the autoscaler JSON state file. Created if missing.

@@ -37,7 +37,9 @@ def low(nodes=3, **extra):
     return m
 
 
-def run(metrics, state=NEVER, now=NOW, detail=DETAIL, **cfg):
+def run(metrics, state="never", now=NOW, detail="default", **cfg):
+    state = dict(NEVER) if state == "never" else state
+    detail = [dict(n) for n in DETAIL] if detail == "default" else detail
     c = dict(BASE)
     c.update(cfg)
     return decide(metrics, c, state, now, nodes_detail=detail)

@@ -113,13 +113,13 @@ def test_fn_producing_invalid_state_is_rejected(path):
 def _increment(path, n):
     def inc(s):
         return record_event(s, "scale_up", 1, float(len(s["events"]) + 1), history_limit=1000)
-    for _ in range(n):
+    for dummy in range(n):
         update_state(path, inc)
 
 
 def test_lock_prevents_lost_updates_across_processes(path):
     ctx = multiprocessing.get_context("fork")
-    procs = [ctx.Process(target=_increment, args=(path, 50)) for _ in range(2)]
+    procs = [ctx.Process(target=_increment, args=(path, 50)) for dummy in range(2)]
     for p in procs:
         p.start()
     for p in procs:

@@ -28,7 +28,7 @@ def run_module(module, args, check=False, diff=False):
         cmd.append("--check")
     if diff:
         cmd.append("--diff")
-    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=120, check=False)
     try:
         out = json.loads(proc.stdout)
     except ValueError:
