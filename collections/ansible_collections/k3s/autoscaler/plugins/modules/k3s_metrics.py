@@ -18,24 +18,24 @@ description:
     module with C(msg), C(query_name), C(query) (PromQL or API endpoint) and C(reason).
   - Percentages are PERCENT 0-100, CPU is in cores, memory in bytes, ages in seconds.
   - "Default PromQL (key: query); C($rate_window) is replaced by O(rate_window):"
-  - "freshness: C(time() - max(timestamp(kube_node_info))) (seconds, compared with O(max_sample_age))."
+  - "freshness: time() - max(timestamp(kube_node_info)) (seconds, compared with O(max_sample_age))."
   - "nodes: C(kube_node_info) (labels node, provider_id). Empty is an error."
   - "node_labels: C(kube_node_labels) (C(label_node_kubernetes_io_instance_type) if allow-listed)."
   - "node_ready: C(kube_node_status_condition{condition=\"Ready\",status=\"true\"}) (1 = Ready)."
   - "node_unschedulable: C(kube_node_spec_unschedulable) (1 = cordoned)."
   - "node_allocatable: C(kube_node_status_allocatable{resource=~\"cpu|memory\"}) (cores, bytes)."
-  - "pending_pods: C((kube_pod_status_phase{phase=\"Pending\"} == 1) unless on(namespace, pod)
-    kube_pod_owner{owner_kind=\"DaemonSet\"}). Empty means 0."
+  - "pending_pods: (kube_pod_status_phase{phase=\"Pending\"} == 1) unless on(namespace, pod)
+    kube_pod_owner{owner_kind=\"DaemonSet\"}. Empty means 0."
   - "unschedulable_pods: C(kube_pod_status_unschedulable == 1). Empty means 0."
-  - "pod_requests: C(sum by (namespace, pod, node, resource) (kube_pod_container_resource_requests{resource=~\"cpu|memory\"}
-    * on(namespace, pod) group_left() max by (namespace, pod) (kube_pod_status_phase{phase=~\"Pending|Running\"} == 1)))."
-  - "node_pods: C(count by (node) (kube_pod_info{node!=\"\"} * on(namespace, pod) group_left()
-    max by (namespace, pod) (kube_pod_status_phase{phase=~\"Pending|Running\"} == 1)))."
-  - "pod_owner: C(kube_pod_owner) joined with Pending pods; pod_age: C(time() - kube_pod_created) joined with Pending pods."
-  - "node_cpu_percent: C(100 * (1 - avg by (nodename) (rate(node_cpu_seconds_total{mode=\"idle\"}[$rate_window])
-    * on(instance) group_left(nodename) node_uname_info)))."
-  - "node_memory_percent: C(100 * (1 - avg by (nodename) ((node_memory_MemAvailable_bytes / node_memory_MemTotal_bytes)
-    * on(instance) group_left(nodename) node_uname_info)))."
+  - "pod_requests: sum by (namespace, pod, node, resource) (kube_pod_container_resource_requests{resource=~\"cpu|memory\"}
+    * on(namespace, pod) group_left() max by (namespace, pod) (kube_pod_status_phase{phase=~\"Pending|Running\"} == 1))."
+  - "node_pods: count by (node) (kube_pod_info{node!=\"\"} * on(namespace, pod) group_left()
+    max by (namespace, pod) (kube_pod_status_phase{phase=~\"Pending|Running\"} == 1))."
+  - "pod_owner: C(kube_pod_owner) joined with Pending pods; pod_age: time() - kube_pod_created joined with Pending pods."
+  - "node_cpu_percent: 100 * (1 - avg by (nodename) (rate(node_cpu_seconds_total{mode=\"idle\"}[$rate_window])
+    * on(instance) group_left(nodename) node_uname_info))."
+  - "node_memory_percent: 100 * (1 - avg by (nodename) ((node_memory_MemAvailable_bytes / node_memory_MemTotal_bytes)
+    * on(instance) group_left(nodename) node_uname_info))."
   - "With O(source=kubernetes): nodes from C(GET /api/v1/nodes); pods from C(GET /api/v1/pods?fieldSelector=status.phase=Pending)
     and C(status.phase=Running); usage from C(GET /apis/metrics.k8s.io/v1beta1/nodes) (percent of allocatable).
     When metrics.k8s.io is not served, avg_cpu, avg_memory and per-node cpu_percent/memory_percent are omitted
@@ -52,7 +52,7 @@ options:
     description: Base URL of the Prometheus HTTP API, e.g. C(http://127.0.0.1:9090). Required with O(source=prometheus).
     type: str
   bearer_token:
-    description: Sent as C(Authorization: Bearer <token>) to Prometheus.
+    description: "Sent as C(Authorization: Bearer <token>) to Prometheus."
     type: str
   headers:
     description: Extra HTTP headers sent to Prometheus.
