@@ -52,6 +52,46 @@ def rfc3339(epoch: float) -> str:
     return datetime.datetime.fromtimestamp(epoch, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+class ThreadLocalEC2:
+    """Adapter: one ``MockEC2`` per thread over the same SQLite store (``MockEC2`` keeps a sqlite3
+    connection, which may only be used by the thread that created it). Exposes the part of the MockEC2
+    API the simulation uses: ``store``, ``region``, ``list_instances``, ``user_data``, ``close``."""
+
+    def __init__(self, store: str, region: str = "us-east-1", clock=None, **kwargs):
+        self.store, self.region, self._clock, self._kwargs = store, region, clock, kwargs
+        self._local = threading.local()
+        self._all: list = []
+        self._lock = threading.Lock()
+
+    def _ec2(self):
+        ec2 = getattr(self._local, "ec2", None)
+        if ec2 is None:
+            from ansible_collections.k3s.autoscaler.plugins.module_utils.ec2_mock import MockEC2
+            ec2 = MockEC2(store=self.store, region=self.region, clock=self._clock, **self._kwargs)
+            self._local.ec2 = ec2
+            with self._lock:
+                self._all.append(ec2)
+        return ec2
+
+    def list_instances(self, *args, **kwargs):
+        return self._ec2().list_instances(*args, **kwargs)
+
+    def user_data(self, instance_id):
+        return self._ec2().user_data(instance_id)
+
+    def __getattr__(self, name):
+        return getattr(self._ec2(), name)
+
+    def close(self):
+        with self._lock:
+            for ec2 in self._all:
+                try:
+                    ec2.close()
+                except Exception:  # a connection of another (finished) thread
+                    pass
+            self._all.clear()
+
+
 class Simulation:
     def __init__(self, scenario: Scenario, clock, *, store=None, ec2=None, k3s_url: str = "http://127.0.0.1:6443",
                  token: str = "local-demo-token", join_seconds: float = 10.0, remove_grace_seconds: float = 30.0,

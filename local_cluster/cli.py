@@ -1,0 +1,225 @@
+"""``python -m local_cluster up|status|down``: the long-lived simulated k3s cluster.
+
+``up`` starts, on 127.0.0.1 (port 0 = a free port): the emulated Kubernetes API (writes
+``<state-dir>/kubeconfig``), the simulation (fake kubelet over the mock-EC2 store, fake scheduler, workload
+driver), the /metrics server and the real Prometheus; then writes ``<state-dir>/cluster.json`` atomically
+(keys: api_url, kubeconfig, metrics_url, prometheus_url (null with --no-prometheus), ec2_store, k3s_url,
+k3s_token, cluster_name, node_group, region, scenario, autoscaler, pid) and ticks until SIGTERM/SIGINT.
+On exit it stops Prometheus, the metrics server and the API, and removes cluster.json.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+import urllib.request
+
+import yaml
+
+log = logging.getLogger("local_cluster")
+
+
+def _write_json_atomic(path: str, data: dict) -> None:
+    tmp = f"{path}.tmp.{os.getpid()}"
+    with open(tmp, "w", encoding="utf-8") as fh:
+        json.dump(data, fh, indent=2, sort_keys=True)
+        fh.write("\n")
+    os.replace(tmp, path)
+
+
+def cmd_up(args) -> int:
+    from local_cluster.clock import RealClock
+    from local_cluster.exporter import MetricsServer
+    from local_cluster.kubeapi import KubeAPI
+    from local_cluster.prometheus import PrometheusServer
+    from local_cluster.simulation import Simulation, ThreadLocalEC2
+    from local_cluster.trace import CITATION, apply_trace
+    from local_cluster.workloads import load_scenario
+
+    state_dir = os.path.abspath(args.state_dir)
+    os.makedirs(state_dir, exist_ok=True)
+    info_path = os.path.join(state_dir, "cluster.json")
+    if os.path.exists(info_path):
+        os.unlink(info_path)
+    scenario = load_scenario(args.scenario)
+    if args.speed:
+        scenario.speed = args.speed
+    if scenario.trace is not None or args.trace:
+        wls = apply_trace(scenario, args.trace)
+        log.info("trace: %d CPU-only pods from the Alibaba openb trace (%s)", len(wls), CITATION)
+    clock = RealClock()
+    stop = threading.Event()
+
+    def on_signal(signum, _frame):
+        log.info("received %s, shutting down", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+
+    ec2_store = os.path.abspath(args.ec2_store or os.path.join(state_dir, "ec2.sqlite"))
+    ec2 = ThreadLocalEC2(ec2_store, region=args.region or scenario.region, clock=clock)
+    api = KubeAPI(port=args.api_port, kubeconfig_path=os.path.join(state_dir, "kubeconfig")).start()
+    log.info("kube API at %s (kubeconfig %s)", api.url, api.kubeconfig_path)
+    metrics = prom = sim = ticker = None
+    try:
+        sim = Simulation(scenario, clock, store=api, ec2=ec2, k3s_url=api.url, token=args.token,
+                         join_seconds=args.join_seconds, remove_grace_seconds=args.remove_grace,
+                         cluster_name=args.cluster_name, node_group=args.node_group)
+        sim.start()
+
+        def tick_loop():
+            while not stop.is_set():
+                started = time.monotonic()
+                try:
+                    sim.tick()
+                except Exception:
+                    log.exception("simulation tick failed")
+                stop.wait(max(0.0, args.tick - (time.monotonic() - started)))
+
+        ticker = threading.Thread(target=tick_loop, name="simulation", daemon=True)
+        ticker.start()
+        metrics = MetricsServer(sim, port=args.metrics_port).start()
+        log.info("metrics at %s", metrics.url)
+        if not args.no_prometheus:
+            prom = PrometheusServer(f"127.0.0.1:{metrics.port}", os.path.join(state_dir, "prometheus"),
+                                    port=args.prometheus_port, binary=args.prometheus_binary,
+                                    scrape_interval=args.scrape_interval,
+                                    extra_target_file=args.extra_target_file)
+            prom.start()
+            log.info("prometheus at %s", prom.url)
+        info = {"api_url": api.url, "kubeconfig": api.kubeconfig_path, "metrics_url": metrics.url,
+                "prometheus_url": prom.url if prom else None, "ec2_store": ec2_store, "k3s_url": api.url,
+                "k3s_token": args.token, "cluster_name": args.cluster_name, "node_group": args.node_group,
+                "region": ec2.region, "instance_type": scenario.instance_type, "scenario": scenario.name,
+                "autoscaler": scenario.autoscaler, "state_dir": state_dir, "pid": os.getpid()}
+        _write_json_atomic(info_path, info)
+        log.info("ready: %s", info_path)
+        while not stop.wait(1.0):
+            pass
+    finally:
+        stop.set()
+        if ticker is not None:
+            ticker.join(30)
+        if os.path.exists(info_path):
+            os.unlink(info_path)
+        if prom is not None:
+            rc = prom.stop()
+            log.info("prometheus stopped (exit code %s)", rc)
+        if metrics is not None:
+            metrics.stop()
+        if sim is not None:
+            sim.stop()
+        api.stop()
+        ec2.close()
+        log.info("local cluster stopped")
+    return 0
+
+
+def _read_info(state_dir: str) -> dict:
+    path = os.path.join(os.path.abspath(state_dir), "cluster.json")
+    if not os.path.exists(path):
+        raise SystemExit(f"no running local cluster: {path} does not exist (start one with "
+                         f"`python -m local_cluster up --state-dir {state_dir}`)")
+    with open(path, encoding="utf-8") as fh:
+        return json.load(fh)
+
+
+def _api_get(info: dict, path: str) -> dict:
+    with open(info["kubeconfig"], encoding="utf-8") as fh:
+        kc = yaml.safe_load(fh)
+    token = kc["users"][0]["user"]["token"]
+    req = urllib.request.Request(info["api_url"] + path, headers={"Authorization": f"Bearer {token}"})
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        return json.load(resp)
+
+
+def cmd_status(args) -> int:
+    info = _read_info(args.state_dir)
+    nodes = _api_get(info, "/api/v1/nodes")["items"]
+    pods = _api_get(info, "/api/v1/pods")["items"]
+    print(f"cluster {info['cluster_name']} scenario={info['scenario']} api={info['api_url']} "
+          f"prometheus={info.get('prometheus_url')} pid={info['pid']}")
+    print(f"{'NODE':42} {'STATUS':20} {'INSTANCE-TYPE':14} {'PODS':>5}")
+    per_node: dict = {}
+    for p in pods:
+        per_node[p["spec"].get("nodeName")] = per_node.get(p["spec"].get("nodeName"), 0) + 1
+    for n in nodes:
+        ready = next((c["status"] for c in n["status"].get("conditions", []) if c["type"] == "Ready"), "Unknown")
+        status = ("Ready" if ready == "True" else "NotReady") + (",SchedulingDisabled" if n["spec"].get("unschedulable") else "")
+        itype = n["metadata"].get("labels", {}).get("node.kubernetes.io/instance-type", "")
+        print(f"{n['metadata']['name']:42} {status:20} {itype:14} {per_node.get(n['metadata']['name'], 0):>5}")
+    phases: dict = {}
+    for p in pods:
+        phases[p["status"].get("phase")] = phases.get(p["status"].get("phase"), 0) + 1
+    unsched = sum(1 for p in pods for c in p["status"].get("conditions", [])
+                  if c.get("type") == "PodScheduled" and c.get("reason") == "Unschedulable")
+    print("pods: " + ", ".join(f"{k}={v}" for k, v in sorted(phases.items())) + f", Unschedulable={unsched}")
+    return 0
+
+
+def cmd_down(args) -> int:
+    info = _read_info(args.state_dir)
+    pid = int(info["pid"])
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        print(f"process {pid} is not running; removing stale cluster.json")
+        os.unlink(os.path.join(os.path.abspath(args.state_dir), "cluster.json"))
+        return 0
+    deadline = time.monotonic() + args.timeout
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            print(f"local cluster (pid {pid}) stopped")
+            return 0
+        time.sleep(0.2)
+    print(f"local cluster (pid {pid}) did not stop within {args.timeout:g}s", file=sys.stderr)
+    return 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m local_cluster", description=__doc__.split("\n\n")[0])
+    sub = p.add_subparsers(dest="command", required=True)
+    up = sub.add_parser("up", help="start the local cluster and run until SIGTERM/SIGINT")
+    up.add_argument("--state-dir", default="run/local")
+    up.add_argument("--scenario", default="burst", help="scenario name in local_cluster/scenarios/ or a YAML path")
+    up.add_argument("--trace", default=None, help="Alibaba openb pod CSV (relative to the repo root); implies trace replay")
+    up.add_argument("--api-port", type=int, default=0)
+    up.add_argument("--metrics-port", type=int, default=0)
+    up.add_argument("--prometheus-port", type=int, default=0)
+    up.add_argument("--no-prometheus", action="store_true")
+    up.add_argument("--prometheus-binary", default="/usr/bin/prometheus")
+    up.add_argument("--scrape-interval", type=float, default=5.0, help="seconds")
+    up.add_argument("--extra-target-file", default=None, help="file_sd file for job k3s-autoscaler (optional)")
+    up.add_argument("--join-seconds", type=float, default=10.0, help="seconds an instance runs before its Node joins")
+    up.add_argument("--remove-grace", type=float, default=30.0, help="seconds a NotReady Node stays before removal")
+    up.add_argument("--tick", type=float, default=1.0, help="seconds between simulation ticks")
+    up.add_argument("--speed", type=float, default=0.0, help="override the scenario's speed (scenario s per real s)")
+    up.add_argument("--ec2-store", default=None, help="mock-EC2 SQLite store (default <state-dir>/ec2.sqlite)")
+    up.add_argument("--region", default=None, help="EC2 region (default: the scenario's)")
+    up.add_argument("--token", default="local-demo-token", help="K3S_TOKEN that joining user_data must carry")
+    up.add_argument("--node-group", default="default")
+    up.add_argument("--cluster-name", default="local")
+    up.set_defaults(func=cmd_up)
+    st = sub.add_parser("status", help="print nodes and a pods summary")
+    st.add_argument("--state-dir", default="run/local")
+    st.set_defaults(func=cmd_status)
+    dn = sub.add_parser("down", help="SIGTERM the running cluster and wait for it to exit")
+    dn.add_argument("--state-dir", default="run/local")
+    dn.add_argument("--timeout", type=float, default=30.0)
+    dn.set_defaults(func=cmd_down)
+    return p
+
+
+def main(argv=None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stderr)
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    args = build_parser().parse_args(argv)
+    return args.func(args)
