@@ -11,7 +11,13 @@ Schema (version 1)::
      "events": [  # bounded history, newest last (default limit 100)
         {"time": <unix seconds>, "direction": "scale_up" | "scale_down", "count": <int>,
          "instance_ids": [<str>], "node_names": [<str>], "reason": <str>}
-     ]}
+     ],
+     "totals": {"scale_up": <int>, "scale_down": <int>}}  # completed actions ever recorded
+
+``totals`` counts recorded scale actions (events, not nodes) per direction and is
+never trimmed, so ``k3s_autoscaler_scale_events_total`` (k3s_run_metrics) stays
+monotonic. It is optional on read (files written without it are valid; then
+:func:`event_totals` counts the events still in the history).
 
 Writes are atomic and serialised: an exclusive ``fcntl.flock`` on the sibling
 ``<path>.lock``, a temp file in the same directory (mode 0600) that is written,
@@ -58,7 +64,8 @@ class StateError(Exception):
 
 def default_state():
     """A fresh state: never scaled, no history."""
-    return {"version": STATE_VERSION, "last_scale_up": None, "last_scale_down": None, "events": []}
+    return {"version": STATE_VERSION, "last_scale_up": None, "last_scale_down": None, "events": [],
+            "totals": {"scale_up": 0, "scale_down": 0}}
 
 
 def _repair_hint():
@@ -103,7 +110,27 @@ def validate_state(data, path="<state>"):
                 bad("events[%d].%s must be a list of strings" % (i, key))
         if not isinstance(ev.get("reason"), str):
             bad("events[%d].reason must be a string" % i)
+    if "totals" in data:
+        totals = data["totals"]
+        if not isinstance(totals, dict):
+            bad("'totals' must be an object, got %s" % type(totals).__name__)
+        for d in DIRECTIONS:
+            v = totals.get(d, 0)
+            if not isinstance(v, int) or isinstance(v, bool) or v < 0:
+                bad("totals.%s must be an integer >= 0, got %r" % (d, v))
     return data
+
+
+def event_totals(state):
+    """Completed scale actions per direction: ``{"scale_up": int, "scale_down": int}``.
+
+    From ``state["totals"]`` (never trimmed); for a state without ``totals``,
+    the number of events of each direction still in the bounded history.
+    """
+    totals = state.get("totals")
+    if isinstance(totals, dict):
+        return dict((d, int(totals.get(d, 0))) for d in DIRECTIONS)
+    return dict((d, sum(1 for ev in state.get("events", []) if ev.get("direction") == d)) for d in DIRECTIONS)
 
 
 def _reject_constant(name):
@@ -293,5 +320,7 @@ def record_event(state, direction, count, time_s, instance_ids=None, node_names=
         "node_names": [str(x) for x in (node_names or [])],
         "reason": reason or "",
     })
+    new["totals"] = event_totals(state)
+    new["totals"][direction] += 1
     new["events"] = new["events"][-history_limit:]
     return new

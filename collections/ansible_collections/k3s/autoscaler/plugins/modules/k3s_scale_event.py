@@ -96,12 +96,15 @@ state:
   description:
     - The new state (in check mode, the state that would be written).
     - "C({version: 1, last_scale_up: unix seconds|null, last_scale_down: unix seconds|null,
-      events: [{time, direction, count, instance_ids, node_names, reason}]})"
+      events: [{time, direction, count, instance_ids, node_names, reason}],
+      totals: {scale_up: int, scale_down: int}})"
+    - C(totals) counts recorded actions per direction and is never trimmed (read by M(k3s.autoscaler.k3s_run_metrics)).
   returned: always
   type: dict
   sample: {version: 1, last_scale_up: 1700000000.0, last_scale_down: null,
            events: [{time: 1700000000.0, direction: scale_up, count: 1, instance_ids: [i-0abc],
-                     node_names: [], reason: "scale_up: 7 pending pods > threshold 5 and 3 nodes < max_nodes 10"}]}
+                     node_names: [], reason: "scale_up: 7 pending pods > threshold 5 and 3 nodes < max_nodes 10"}],
+           totals: {scale_up: 1, scale_down: 0}}
 event:
   description: The event recorded.
   returned: always

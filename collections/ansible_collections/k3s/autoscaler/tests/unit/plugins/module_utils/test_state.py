@@ -14,7 +14,7 @@ import pytest
 
 from ansible_collections.k3s.autoscaler.plugins.module_utils import state as st
 from ansible_collections.k3s.autoscaler.plugins.module_utils.state import (
-    StateError, default_state, load_state, record_event, repair_state, update_state)
+    StateError, default_state, event_totals, load_state, record_event, repair_state, update_state)
 
 
 @pytest.fixture
@@ -27,7 +27,8 @@ def _mode(p):
 
 
 def test_missing_file_is_fresh_default_and_nothing_is_created(path):
-    assert load_state(path) == {"version": 1, "last_scale_up": None, "last_scale_down": None, "events": []}
+    assert load_state(path) == {"version": 1, "last_scale_up": None, "last_scale_down": None, "events": [],
+                                "totals": {"scale_up": 0, "scale_down": 0}}
     assert not os.path.exists(os.path.dirname(path))
 
 
@@ -166,6 +167,8 @@ def test_lock_timeout_names_lock_file(path):
     ('{"version": 1, "last_scale_down": null, "events": []}', "wrong schema: missing key 'last_scale_up'"),
     ('{"version": 1, "last_scale_up": "x", "last_scale_down": null, "events": []}',
      "wrong schema: 'last_scale_up' must be unix seconds (number >= 0) or null, got 'x'"),
+    ('{"version": 1, "last_scale_up": null, "last_scale_down": null, "events": [], "totals": {"scale_up": -1}}',
+     "wrong schema: totals.scale_up must be an integer >= 0, got -1"),
     ('{"version": 1, "last_scale_up": null, "last_scale_down": null, "events": {}}',
      "wrong schema: 'events' must be a list, got dict"),
     ('{"version": 1, "last_scale_up": null, "last_scale_down": null, "events": [{"time": 1, "direction": "up",'
@@ -215,3 +218,23 @@ def test_written_file_is_plain_json(path):
     update_state(path, lambda s: record_event(s, "scale_down", 1, 5.5, node_names=["w1"]))
     data = json.load(open(path))
     assert data["version"] == 1 and data["last_scale_down"] == 5.5
+
+
+def test_totals_survive_history_trimming():
+    s = default_state()
+    for i in range(7):
+        s = record_event(s, "scale_up" if i % 2 else "scale_down", 3, float(i), history_limit=2)
+    assert len(s["events"]) == 2
+    assert s["totals"] == {"scale_up": 3, "scale_down": 4}  # actions, not nodes
+    assert event_totals(s) == {"scale_up": 3, "scale_down": 4}
+
+
+def test_event_totals_without_totals_key_counts_history(path):
+    os.makedirs(os.path.dirname(path))
+    ev = {"time": 1.0, "direction": "scale_down", "count": 1, "instance_ids": [], "node_names": [], "reason": ""}
+    with open(path, "w") as f:
+        json.dump({"version": 1, "last_scale_up": None, "last_scale_down": 1.0, "events": [ev, ev]}, f)
+    s = load_state(path)
+    assert event_totals(s) == {"scale_up": 0, "scale_down": 2}
+    s = update_state(path, lambda x: record_event(x, "scale_up", 1, 2.0))
+    assert s["totals"] == {"scale_up": 1, "scale_down": 2}
