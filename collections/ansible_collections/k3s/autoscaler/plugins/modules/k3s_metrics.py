@@ -41,7 +41,7 @@ description:
     When metrics.k8s.io is not served, avg_cpu, avg_memory and per-node cpu_percent/memory_percent are omitted
     (null) and a warning is emitted."
 author:
-  - k3s-autoscaler developers
+  - k3s-autoscaler developers (@k3s-autoscaler)
 options:
   source:
     description: Where to read the cluster state from.
