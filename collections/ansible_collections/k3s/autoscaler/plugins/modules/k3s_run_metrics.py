@@ -21,7 +21,7 @@ description:
   - The textfile changes on every run (it holds timestamps), so the module reports C(changed=true) when it writes
     or pushes. In check mode it renders the metrics and writes nothing.
 author:
-  - k3s-autoscaler developers
+  - k3s-autoscaler developers (@k3s-autoscaler)
 options:
   path:
     description:
