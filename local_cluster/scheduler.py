@@ -172,13 +172,14 @@ def schedule(pending: list[Pod], nodes: list[Node]) -> tuple[list[Pod], list[Pod
     ``nodes``: candidate nodes in first-fit order. Binds in place (``bind``) and returns
     ``(bound, unschedulable)``; unschedulable pods get ``unschedulable_message`` set.
 
-    DaemonSet pods (``pinned_node`` set) only consider their own node.
+    DaemonSet pods (``pinned_node`` set) go first and only consider their own node.
     """
     bound, failed = [], []
     by_name = {n.name: n for n in nodes}
     cursors: dict[tuple, int] = {}  # signature -> first node index that might still fit
     failed_msgs: dict[tuple, str] = {}
-    for pod in sorted(pending, key=lambda p: (p.created, p.namespace, p.name)):
+    # DaemonSet pods first (like their system-node-critical priority would ensure), then oldest first.
+    for pod in sorted(pending, key=lambda p: (p.pinned_node is None, p.created, p.namespace, p.name)):
         if pod.pinned_node is not None:
             node = by_name.get(pod.pinned_node)
             if node is not None and fits(pod, node):
