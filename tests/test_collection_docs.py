@@ -15,7 +15,8 @@ ANSIBLE_DOC = os.path.join(REPO, ".venv", "bin", "ansible-doc")
 
 
 def test_expected_modules_exist():
-    for name in ("k3s_metrics", "k3s_scale_decision", "ec2_instance", "ec2_instance_info"):
+    for name in ("k3s_metrics", "k3s_scale_decision", "k3s_scale_event", "k3s_run_metrics", "ec2_instance",
+                 "ec2_instance_info"):
         assert name in MODULES
 
 
