@@ -130,3 +130,13 @@ def test_metrics_server_paths(sim_setup):
             urllib.request.urlopen(f"http://127.0.0.1:{server.port}/nope", timeout=5)
     finally:
         server.stop()
+
+
+def test_fast_exposition_is_byte_identical_to_prometheus_client(sim_setup):
+    from prometheus_client import generate_latest
+
+    from local_cluster.exporter import generate_fast, registries
+    sim, clock, store, ec2 = sim_setup
+    advance(sim, clock, 3)
+    for path, registry in registries(sim).items():
+        assert generate_fast(registry) == generate_latest(registry), path
