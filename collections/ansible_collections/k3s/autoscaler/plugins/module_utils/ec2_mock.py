@@ -250,7 +250,7 @@ def _validate_failure(rule, where):
         "operation": operation,
         "probability": probability,
         "next_calls": next_calls,
-        "message": rule.get("message"),
+        "message": rule.get("error_message") or rule.get("message"),
     }
 
 
@@ -321,7 +321,7 @@ class MockEC2(object):
     :param boot_seconds: seconds an instance stays ``pending`` after launch/start (>= 0).
     :param shutdown_seconds: seconds in ``shutting-down``/``stopping`` before ``terminated``/``stopped``.
     :param latency_seconds: sleep before every API call (>= 0).
-    :param failures: list of failure rules ``{code, operation, probability | next_calls, message?}``
+    :param failures: list of failure rules ``{code, operation, probability | next_calls, error_message?}``
         applied on top of the persistent schedule (see :meth:`inject_failure`). ``next_calls`` here
         is counted in the store per distinct rule, so re-passing the same rule each run fails only
         the first N calls overall (reset with :meth:`clear_failures`).
@@ -999,7 +999,7 @@ def mock_argument_spec():
                         operation=dict(type="str", default="any", choices=list(FAILURE_OPERATIONS)),
                         probability=dict(type="float"),
                         next_calls=dict(type="int"),
-                        message=dict(type="str"),
+                        error_message=dict(type="str"),
                     ),
                     mutually_exclusive=[["probability", "next_calls"]],
                     required_one_of=[["probability", "next_calls"]],

@@ -72,14 +72,14 @@ class UnknownInstanceTypeError(KeyError):
         super(UnknownInstanceTypeError, self).__init__(instance_type)
 
     def __str__(self):
-        return "Unknown EC2 instance type %r: it is not in the k3s.autoscaler instance-type table " "(plugins/module_utils/instance_types.py). Known types: %s" % (
-            self.instance_type,
-            ", ".join(known_instance_types()),
-        )
+        return (
+            "Unknown EC2 instance type %r: it is not in the k3s.autoscaler instance-type table "
+            "(plugins/module_utils/instance_types.py). Known types: %s"
+        ) % (self.instance_type, ", ".join(known_instance_types()))
 
 
 def _sort_key(name):
-    family, _, size = name.partition(".")
+    family, dummy, size = name.partition(".")
     order = ["nano", "micro", "small", "medium", "large", "xlarge"]
     if size in order:
         rank = (0, order.index(size))

@@ -25,7 +25,7 @@ description:
     StopInstances / CreateTags call per action taken. Unlike amazon.aws, failed calls are not retried, so
     injected failures (O(mock.failures)) always surface.
 author:
-  - k3s-autoscaler developers
+  - k3s-autoscaler developers (@k3s-autoscaler)
 options:
   state:
     description:
@@ -221,7 +221,7 @@ options:
         description:
           - Failures to inject, checked on every mock API call after the persistent schedule in the store
             (see C(MockEC2.inject_failure) in C(plugins/module_utils/ec2_mock.py)).
-          - A failing call fails the task like amazon.aws does, with the error code in RV(error.code).
+          - A failing call fails the task like amazon.aws does, with the error code in C(error.code).
         type: list
         elements: dict
         default: []
@@ -249,15 +249,15 @@ options:
                 on every run fails only the first N calls overall, across processes.
               - Exactly one of O(mock.failures[].probability) and O(mock.failures[].next_calls).
             type: int
-          message:
+          error_message:
             description:
-              - Error message; default is the message EC2 returns for O(mock.failures[].code).
+              - Error message to return; default is the message EC2 returns for O(mock.failures[].code).
             type: str
 notes:
   - The EC2 idempotency token (ClientToken) is not a module option in amazon.aws (it generates one per call),
     so it is not one here; every launch gets a fresh token, returned as RV(instances[].client_token).
     C(MockEC2.run_instances(..., client_token=...)) implements the EC2 ClientToken semantics for Python callers.
-  - Check mode predicts RV(changed) and changes no instance; it never creates a missing store file.
+  - Check mode predicts C(changed) and changes no instance; it never creates a missing store file.
 """
 
 EXAMPLES = r"""

@@ -17,7 +17,7 @@ description:
   - States are computed from timestamps at read time (pending -> running after C(mock.boot_seconds) of the
     launch, etc.). Terminated instances stay visible for one hour, as in EC2.
 author:
-  - k3s-autoscaler developers
+  - k3s-autoscaler developers (@k3s-autoscaler)
 options:
   instance_ids:
     description:
@@ -154,7 +154,7 @@ options:
         description:
           - Failures to inject, checked on every mock API call after the persistent schedule in the store
             (see C(MockEC2.inject_failure) in C(plugins/module_utils/ec2_mock.py)).
-          - A failing call fails the task like amazon.aws does, with the error code in RV(error.code).
+          - A failing call fails the task like amazon.aws does, with the error code in C(error.code).
         type: list
         elements: dict
         default: []
@@ -182,9 +182,9 @@ options:
                 on every run fails only the first N calls overall, across processes.
               - Exactly one of O(mock.failures[].probability) and O(mock.failures[].next_calls).
             type: int
-          message:
+          error_message:
             description:
-              - Error message; default is the message EC2 returns for O(mock.failures[].code).
+              - Error message to return; default is the message EC2 returns for O(mock.failures[].code).
             type: str
 """
 

@@ -53,8 +53,8 @@ def ec2(store, clock):
     m.close()
 
 
-def live(ec2_, filters=POOL):
-    f = dict(filters, **{"instance-state-name": ["pending", "running", "stopping", "stopped"]})
+def live(ec2_, filters=None):
+    f = dict(filters or POOL, **{"instance-state-name": ["pending", "running", "stopping", "stopped"]})
     return ec2_.list_instances(filters=f)
 
 
@@ -81,7 +81,7 @@ def test_run_instances_shape(ec2):
 
 def test_other_region_dns_and_azs(store, clock):
     m = MockEC2(store, region="eu-west-1", clock=clock)
-    insts, _ = m.run_instances(4, SPEC)
+    insts, dummy = m.run_instances(4, SPEC)
     assert insts[0]["private_dns_name"].endswith(".eu-west-1.compute.internal")
     assert [i["placement"]["availability_zone"] for i in insts] == ["eu-west-1a", "eu-west-1b", "eu-west-1c", "eu-west-1a"]
     # regions are separate: us-east-1 sees none of them
@@ -89,7 +89,7 @@ def test_other_region_dns_and_azs(store, clock):
 
 
 def test_state_transitions_over_time(ec2, clock):
-    (inst,), _ = ec2.run_instances(1, SPEC)
+    (inst,), dummy = ec2.run_instances(1, SPEC)
     iid = inst["instance_id"]
 
     def state():
@@ -126,19 +126,22 @@ def test_state_transitions_over_time(ec2, clock):
 
 
 def test_wait_for_uses_injected_clock(ec2, clock):
-    (inst,), _ = ec2.run_instances(1, SPEC)
+    (inst,), dummy = ec2.run_instances(1, SPEC)
     assert ec2.wait_for([inst["instance_id"]], "running", timeout=60) is True
     assert 20 <= clock.now - T0 <= 21
-    (inst2,), _ = ec2.run_instances(1, SPEC)
+    (inst2,), dummy = ec2.run_instances(1, SPEC)
     assert ec2.wait_for([inst2["instance_id"]], "running", timeout=5) is False
 
 
 def test_filters(ec2, clock):
-    a, _ = ec2.run_instances(1, dict(SPEC, tags={"pool": "workers", "Name": "w1"}))
-    b, _ = ec2.run_instances(1, dict(SPEC, instance_type="m5.large", tags={"pool": "gpu"}))
+    a, dummy = ec2.run_instances(1, dict(SPEC, tags={"pool": "workers", "Name": "w1"}))
+    b, dummy = ec2.run_instances(1, dict(SPEC, instance_type="m5.large", tags={"pool": "gpu"}))
     clock.now += 30
-    c, _ = ec2.run_instances(1, dict(SPEC, tags={"other": "x"}))
-    ids = lambda f: sorted(i["instance_id"] for i in ec2.list_instances(filters=f))  # noqa: E731
+    c, dummy = ec2.run_instances(1, dict(SPEC, tags={"other": "x"}))
+
+    def ids(f):
+        return sorted(i["instance_id"] for i in ec2.list_instances(filters=f))
+
     a, b, c = a[0]["instance_id"], b[0]["instance_id"], c[0]["instance_id"]
     assert ids({"tag:pool": "workers"}) == [a]
     assert ids({"tag:pool": ["workers", "gpu"]}) == sorted([a, b])
@@ -239,7 +242,7 @@ def test_read_only_does_not_create_store(tmp_path):
 
 
 def test_set_tags_purge(ec2):
-    (i,), _ = ec2.run_instances(1, dict(SPEC, tags={"a": "1", "b": "2"}))
+    (i,), dummy = ec2.run_instances(1, dict(SPEC, tags={"a": "1", "b": "2"}))
     iid = i["instance_id"]
     assert ec2.set_tags([iid], {"a": "1"}, purge_tags=False) == []
     assert ec2.set_tags([iid], {"c": "3"}, purge_tags=False) == [iid]
@@ -253,7 +256,7 @@ def test_set_tags_purge(ec2):
 def test_injected_next_calls_persist_across_instances(store, clock):
     MockEC2(store, clock=clock).inject_failure("InsufficientInstanceCapacity", "run_instances", next_calls=2)
     # a different MockEC2 (as another process would) sees and consumes the schedule
-    for _ in range(2):
+    for dummy in range(2):
         m = MockEC2(store, clock=clock)
         with pytest.raises(EC2Error) as exc:
             m.run_instances(1, SPEC)
@@ -266,7 +269,7 @@ def test_injected_next_calls_persist_across_instances(store, clock):
         assert m.describe_instances() == []
     m = MockEC2(store, clock=clock)
     assert m.pending_failures() == []
-    insts, _ = m.run_instances(1, SPEC)
+    insts, dummy = m.run_instances(1, SPEC)
     assert len(insts) == 1
 
 
@@ -287,7 +290,7 @@ def test_failure_also_blocks_exact_count_and_writes_nothing(store, clock):
 def test_config_next_calls_counted_in_store(store, clock):
     rule = [{"code": "RequestLimitExceeded", "operation": "describe_instances", "next_calls": 2}]
     outcomes = []
-    for _ in range(4):  # a fresh MockEC2 per "run", same rule every time
+    for dummy in range(4):  # a fresh MockEC2 per "run", same rule every time
         m = MockEC2(store, clock=clock, failures=rule)
         try:
             m.describe_instances()
@@ -304,7 +307,7 @@ def test_probability_failures_seeded(store, clock):
     def run(seed):
         m = MockEC2(store, clock=clock, seed=seed, failures=[{"code": "Unavailable", "operation": "any", "probability": 0.5}])
         out = []
-        for _ in range(40):
+        for dummy in range(40):
             try:
                 m.describe_instances()
                 out.append(0)
@@ -379,7 +382,7 @@ def test_two_processes_racing_exact_count_never_overshoot(store):
     ctx = multiprocessing.get_context("fork")
     barrier = ctx.Barrier(3)
     results = ctx.Queue()
-    procs = [ctx.Process(target=_race_worker, args=(store, barrier, rounds, targets, results)) for _ in range(2)]
+    procs = [ctx.Process(target=_race_worker, args=(store, barrier, rounds, targets, results)) for dummy in range(2)]
     for p in procs:
         p.start()
     checker = MockEC2(store)
@@ -388,7 +391,7 @@ def test_two_processes_racing_exact_count_never_overshoot(store):
         for r in range(rounds):
             barrier.wait(timeout=60)  # both workers start the round together
             barrier.wait(timeout=60)  # both done
-            outcomes = [results.get(timeout=30) for _ in range(2)]
+            outcomes = [results.get(timeout=30) for dummy in range(2)]
             count = len(live(checker))
             assert count == targets[r], "round %d: %d live, want %d" % (r, count, targets[r])
             launched = sum(o[1] for o in outcomes)
@@ -403,3 +406,11 @@ def test_two_processes_racing_exact_count_never_overshoot(store):
             if p.is_alive():
                 p.terminate()
     assert all(p.exitcode == 0 for p in procs)
+
+
+def test_config_error_message_passes_through(store, clock):
+    m = MockEC2(store, clock=clock, failures=[{"code": "Unavailable", "probability": 1.0, "error_message": "zone a is on fire"}])
+    with pytest.raises(EC2Error) as exc:
+        m.describe_instances()
+    assert str(exc.value) == "An error occurred (Unavailable) when calling the DescribeInstances operation: zone a is on fire"
+    assert exc.value.to_result()["response_metadata"]["http_status_code"] == 503

@@ -44,7 +44,7 @@ def parse(stdout):
 
 def run(module, args, check=False):
     """Run once; returns the module result dict (``failed`` set on failure)."""
-    proc = subprocess.run(ansible_cmd(module, args, check), cwd=REPO, env=env(), capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(ansible_cmd(module, args, check), check=False, cwd=REPO, env=env(), capture_output=True, text=True, timeout=120)
     assert proc.stdout, proc.stderr
     return parse(proc.stdout)
 
@@ -197,7 +197,7 @@ def test_aws_connection_options_accepted_and_secret_hidden(store):
     proc = subprocess.run(
         [os.path.join(VENV_BIN, "ansible"), "localhost", "-i", "localhost,", "-c", "local", "-vvv",
          "-e", "ansible_python_interpreter=%s" % sys.executable, "-m", "k3s.autoscaler.ec2_instance", "-a", json.dumps(args)],
-        cwd=REPO, capture_output=True, text=True, timeout=120,
+        cwd=REPO, capture_output=True, text=True, timeout=120, check=False,
         env=dict(os.environ, ANSIBLE_LOAD_CALLBACK_PLUGINS="1", ANSIBLE_STDOUT_CALLBACK="json"),
     )
     r = parse(proc.stdout)
@@ -209,7 +209,7 @@ def test_two_ansible_processes_racing_exact_count(store):
     MockEC2(store).close()
     for target in (3, 1, 4):
         args = base(store, exact_count=target, wait=False)
-        procs = [start("ec2_instance", args) for _ in range(2)]
+        procs = [start("ec2_instance", args) for dummy in range(2)]
         results = [parse(p.communicate(timeout=120)[0]) for p in procs]
         assert all("failed" not in r for r in results), results
         assert len(live_ids(store)) == target
@@ -218,7 +218,7 @@ def test_two_ansible_processes_racing_exact_count(store):
 
 @pytest.mark.parametrize("module", ["ec2_instance", "ec2_instance_info"])
 def test_ansible_doc_renders(module):
-    proc = subprocess.run([os.path.join(VENV_BIN, "ansible-doc"), "k3s.autoscaler.%s" % module], cwd=REPO,
+    proc = subprocess.run([os.path.join(VENV_BIN, "ansible-doc"), "k3s.autoscaler.%s" % module], cwd=REPO, check=False,
                           capture_output=True, text=True, timeout=120, env=dict(os.environ, ANSIBLE_NOCOLOR="1"))
     assert proc.returncode == 0, proc.stderr
     assert "ERROR" not in proc.stderr

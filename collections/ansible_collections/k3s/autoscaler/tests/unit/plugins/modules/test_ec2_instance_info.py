@@ -43,7 +43,7 @@ def parse(stdout):
 
 def run(module, args, check=False):
     """Run once; returns the module result dict (``failed`` set on failure)."""
-    proc = subprocess.run(ansible_cmd(module, args, check), cwd=REPO, env=env(), capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(ansible_cmd(module, args, check), check=False, cwd=REPO, env=env(), capture_output=True, text=True, timeout=120)
     assert proc.stdout, proc.stderr
     return parse(proc.stdout)
 
@@ -54,8 +54,8 @@ SPEC = {"instance_type": "c5.large", "image_id": "ami-1", "tags": {"pool": "work
 def test_info_filters_attributes_and_not_found(tmp_path):
     store = str(tmp_path / "ec2.sqlite")
     m = MockEC2(store, boot_seconds=0, shutdown_seconds=0)
-    a, _ = m.run_instances(2, SPEC)
-    b, _ = m.run_instances(1, dict(SPEC, instance_type="m5.large", tags={"pool": "other"}))
+    a, dummy = m.run_instances(2, SPEC)
+    b, dummy = m.run_instances(1, dict(SPEC, instance_type="m5.large", tags={"pool": "other"}))
     m.terminate_instances([a[1]["instance_id"]])
     mock = {"store": store}
 
