@@ -145,7 +145,7 @@ def cmd_status(args) -> int:
     pods = _api_get(info, "/api/v1/pods")["items"]
     print(f"cluster {info['cluster_name']} scenario={info['scenario']} api={info['api_url']} "
           f"prometheus={info.get('prometheus_url')} pid={info['pid']}")
-    print(f"{'NODE':42} {'STATUS':20} {'INSTANCE-TYPE':14} {'PODS':>5}")
+    print(f"{'NODE':42} {'STATUS':26} {'INSTANCE-TYPE':14} {'PODS':>5}")
     per_node: dict = {}
     for p in pods:
         per_node[p["spec"].get("nodeName")] = per_node.get(p["spec"].get("nodeName"), 0) + 1
@@ -153,7 +153,7 @@ def cmd_status(args) -> int:
         ready = next((c["status"] for c in n["status"].get("conditions", []) if c["type"] == "Ready"), "Unknown")
         status = ("Ready" if ready == "True" else "NotReady") + (",SchedulingDisabled" if n["spec"].get("unschedulable") else "")
         itype = n["metadata"].get("labels", {}).get("node.kubernetes.io/instance-type", "")
-        print(f"{n['metadata']['name']:42} {status:20} {itype:14} {per_node.get(n['metadata']['name'], 0):>5}")
+        print(f"{n['metadata']['name']:42} {status:26} {itype:14} {per_node.get(n['metadata']['name'], 0):>5}")
     phases: dict = {}
     for p in pods:
         phases[p["status"].get("phase")] = phases.get(p["status"].get("phase"), 0) + 1

@@ -33,6 +33,8 @@ log = logging.getLogger("local_cluster")
 DEFAULT_IMAGE_ID = "ami-0123456789abcdef0"
 NODE_BASE_CPU = 0.05  # cores used by the OS + k3s agent on every node (node-exporter "system" mode)
 NODE_BASE_MEMORY = 300 * 1024 * 1024  # bytes used by the OS + k3s agent on every node
+PAUSE_IMAGE_ID = ("registry.k8s.io/pause@sha256:"
+                  "7031c1b283388d2c2e09b57badb803c05ebed362dc88d84b480cc47f72a21097")
 DS_TOLERATIONS = [{"operator": "Exists"}]  # DaemonSet pods tolerate every taint (like k3s's svclb)
 
 
@@ -285,8 +287,11 @@ class Simulation:
                 "status": {"phase": "Running", "hostIP": node.internal_ip if node else "", "startTime": ts,
                            "conditions": [{"type": t, "status": "True", "lastTransitionTime": ts}
                                           for t in ("PodScheduled", "Initialized", "ContainersReady", "Ready")],
+                           "podIP": "10.42.0.%d" % (hash(pod.key) % 250 + 2),
                            "containerStatuses": [{"name": pod.container, "ready": True, "started": True,
                                                   "restartCount": 0, "image": "registry.k8s.io/pause:3.9",
+                                                  "imageID": PAUSE_IMAGE_ID,
+                                                  "containerID": "containerd://" + pod.uid.replace("-", "") * 2,
                                                   "state": {"running": {"startedAt": ts}}}]}}
 
     def _store_call(self, what: str, fn, *args, **kwargs):
