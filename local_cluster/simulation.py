@@ -25,7 +25,7 @@ import uuid
 from typing import Any
 
 from local_cluster import kubelet as kl
-from local_cluster.scheduler import Node, Pod, bind, schedule, unbind
+from local_cluster.scheduler import Node, Pod, schedule, unbind
 from local_cluster.workloads import DaemonSetSpec, Scenario, WorkloadDriver, WorkloadSpec
 
 log = logging.getLogger("local_cluster")

@@ -1,5 +1,3 @@
-import pytest
-
 from local_cluster.kubelet import CONTROL_PLANE_NAME, parse_user_data, user_data_joins
 from tests.local_cluster.sim_fixtures import K3S_URL, TOKEN, advance, joining_user_data, launch, make_sim, scenario
 
@@ -92,8 +90,7 @@ def test_daemonset_pod_created_per_node_including_control_plane(tmp_path):
     assert {p["spec"]["nodeName"] for p in ds_pods} == {n["metadata"]["name"] for n in store.list("v1", "Node")}
 
 
-@pytest.mark.parametrize("state_change", ["stop"])
-def test_stopped_instance_also_goes_not_ready(tmp_path, state_change):
+def test_stopped_instance_also_goes_not_ready(tmp_path):
     sim, clock, store, ec2 = make_sim(tmp_path)
     [inst] = ec2.list_instances()
     ec2.stop_instances([inst["instance_id"]])
