@@ -103,6 +103,7 @@ def new_node(name):
         pods=0,
         cpu_percent=None,
         memory_percent=None,
+        control_plane=False,
     )
 
 
@@ -124,7 +125,8 @@ def assemble_result(nodes, pending_pods, unschedulable_pods, total_requested_cpu
                     source, queries, collected_at, warnings=None, usage_available=True, usage_sources=None):
     """Build the collector result from per-node and per-pending-pod records.
 
-    :param nodes: list of :func:`new_node` records (all nodes of the cluster).
+    :param nodes: list of :func:`new_node` records (all nodes of the cluster). Records with
+        ``control_plane`` true are returned in ``nodes_detail`` but excluded from ``metrics``.
     :param pending_pods: list of :func:`new_pending_pod` records (DaemonSet pods already excluded).
     :param unschedulable_pods: int, number of pods with PodScheduled=False/Unschedulable.
     :param total_requested_cpu: cores requested by all active (Pending or Running) pods, bound or not.
@@ -139,13 +141,20 @@ def assemble_result(nodes, pending_pods, unschedulable_pods, total_requested_cpu
     """
     warnings = list(warnings or [])
     nodes = sorted(nodes, key=lambda n: n["name"])
-    ready = [n for n in nodes if n["ready"]]
+    # Control-plane (server) nodes are never scaled: they are listed in nodes_detail but left out of
+    # every cluster-level figure, together with the requests of the pods bound to them.
+    control_plane = [n for n in nodes if n.get("control_plane")]
+    workers = [n for n in nodes if not n.get("control_plane")]
+    total_requested_cpu -= sum(n["requested_cpu_cores"] for n in control_plane)
+    total_requested_memory -= sum(n["requested_memory_bytes"] for n in control_plane)
+    ready = [n for n in workers if n["ready"]]
     metrics = dict(
         pending_pods=len(pending_pods),
         unschedulable_pods=int(unschedulable_pods),
-        nodes=len(nodes),
+        nodes=len(workers),
         ready_nodes=len(ready),
-        cordoned_nodes=len([n for n in nodes if n["unschedulable"]]),
+        cordoned_nodes=len([n for n in workers if n["unschedulable"]]),
+        control_plane_nodes=len(control_plane),
     )
 
     if usage_available:

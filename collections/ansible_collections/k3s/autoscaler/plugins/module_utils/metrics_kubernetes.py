@@ -54,6 +54,10 @@ ENDPOINTS = {
 INSTANCE_TYPE_LABELS = ("node.kubernetes.io/instance-type", "beta.kubernetes.io/instance-type")
 
 
+# Role labels of control-plane (server) nodes; k3s sets both on servers.
+CONTROL_PLANE_LABELS = ("node-role.kubernetes.io/control-plane", "node-role.kubernetes.io/master")
+
+
 def _api_client(kubeconfig, context, validate_certs):
     if not HAS_KUBERNETES:
         raise MetricsError("kubeconfig", kubeconfig, "python package kubernetes is required: %s" % KUBERNETES_IMPORT_ERROR)
@@ -181,6 +185,7 @@ def collect_kubernetes(kubeconfig=None, context=None, validate_certs=True, timeo
             set_provider_id(node, spec.get("providerID"))
             labels = meta.get("labels") or {}
             node["instance_type"] = next((labels[k] for k in INSTANCE_TYPE_LABELS if labels.get(k)), None)
+            node["control_plane"] = any(k in labels for k in CONTROL_PLANE_LABELS)
             node["unschedulable"] = bool(spec.get("unschedulable"))
             node["ready"] = any(c.get("type") == "Ready" and c.get("status") == "True"
                                 for c in status.get("conditions") or [])

@@ -46,6 +46,8 @@ DEFAULT_QUERIES = {
     "freshness": "time() - max(timestamp(kube_node_info))",
     # One series per node: labels node, provider_id, internal_ip, kubelet_version, ...
     "nodes": "kube_node_info",
+    # Control-plane (server) nodes: excluded from the scaling figures (k3s sets both roles on servers).
+    "node_role": 'kube_node_role{role=~"control-plane|master"}',
     # Node labels (only those allowed by kube-state-metrics --metric-labels-allowlist); used for
     # label_node_kubernetes_io_instance_type. May be empty.
     "node_labels": "kube_node_labels",
@@ -250,6 +252,11 @@ def collect_prometheus(url, queries=None, bearer_token=None, headers=None, valid
         if name not in nodes:
             nodes[name] = new_node(name)
             set_provider_id(nodes[name], s["metric"].get("provider_id"))
+
+    for s in run("node_role"):
+        name = s.get("metric", {}).get("node")
+        if name in nodes:
+            nodes[name]["control_plane"] = True
 
     for s in run("node_labels"):
         name = s.get("metric", {}).get("node")

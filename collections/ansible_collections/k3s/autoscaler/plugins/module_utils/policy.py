@@ -321,7 +321,7 @@ def select_candidates(nodes_detail):
             raise MetricsError("nodes_detail[%d]" % i, "each nodes_detail item must be a dict (from "
                                                        "k3s.autoscaler.k3s_metrics), got %s" % type(n).__name__)
         iid = n.get("instance_id")
-        if not iid or not isinstance(iid, str) or n.get("ready") is not True:
+        if not iid or not isinstance(iid, str) or n.get("ready") is not True or n.get("control_plane"):
             continue
         reqs = [p for p in (_ratio_percent(n.get("requested_cpu_cores"), n.get("allocatable_cpu_cores")),
                             _ratio_percent(n.get("requested_memory_bytes"), n.get("allocatable_memory_bytes")))

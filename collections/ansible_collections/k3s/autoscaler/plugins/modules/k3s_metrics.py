@@ -137,7 +137,13 @@ metrics:
       description: Pods with PodScheduled=False reason Unschedulable (query unschedulable_pods / pod conditions).
       type: int
     nodes:
-      description: Number of nodes (query nodes / GET /api/v1/nodes).
+      description:
+        - Number of worker nodes (query nodes / GET /api/v1/nodes). Control-plane nodes (query node_role,
+          C(kube_node_role{role=~"control-plane|master"}); or the node-role.kubernetes.io/control-plane or /master
+          label) are never scaled and are left out of every figure in C(metrics); they stay in C(nodes_detail).
+      type: int
+    control_plane_nodes:
+      description: Number of control-plane nodes excluded from the other figures.
       type: int
     ready_nodes:
       description: Nodes whose Ready condition is true (query node_ready).
@@ -175,6 +181,7 @@ nodes_detail:
     instance_type: {description: Label node.kubernetes.io/instance-type (query node_labels); null if unknown., type: str}
     ready: {description: Ready condition is true., type: bool}
     unschedulable: {description: Node is cordoned., type: bool}
+    control_plane: {description: Control-plane node (query node_role / role label); never a scaling candidate., type: bool}
     allocatable_cpu_cores: {description: Allocatable CPU in cores (query node_allocatable)., type: float}
     allocatable_memory_bytes: {description: Allocatable memory in bytes (query node_allocatable)., type: int}
     requested_cpu_cores: {description: CPU requests in cores of active pods bound to the node (query pod_requests)., type: float}

@@ -150,9 +150,9 @@ def test_happy_path(kube):
     assert p["age_seconds"] == pytest.approx(now - 1577836800.0)
     assert result["warnings"] == []
     # the pods were listed with field selectors, with the kubeconfig's token
-    selectors = [q.get("fieldSelector") for path, q, _ in kube.requests if path == "/api/v1/pods"]
+    selectors = [req[1].get("fieldSelector") for req in kube.requests if req[0] == "/api/v1/pods"]
     assert selectors == [["status.phase=Pending"], ["status.phase=Running"]]
-    assert all(auth == "Bearer tok123" for _, _, auth in kube.requests)
+    assert all(req[2] == "Bearer tok123" for req in kube.requests)
 
 
 def test_metrics_api_not_served_omits_usage_with_warning(kube):

@@ -51,8 +51,11 @@ HOSTS = [
 CPU_READY = 'count_over_time(node_cpu_seconds_total{instance="10.0.0.2:9100",cpu="0",mode="idle"}[%s]) >= 3' % RATE_WINDOW
 
 
-def scenario(prometheus, exporter, name, nodes=NODES, pods=PODS, hosts=HOSTS, overrides=None, extra=""):
+def scenario(prometheus, exporter, name, nodes=None, pods=None, hosts=None, overrides=None, extra=""):
     """Serve a scenario and wait until Prometheus has scraped it (and the rate window is filled)."""
+    nodes = NODES if nodes is None else nodes
+    pods = PODS if pods is None else pods
+    hosts = HOSTS if hosts is None else hosts
     marker = sample("fixture_scenario", {"name": name}, 1)
     ksm = ksm_text(nodes, pods, overrides)
 
