@@ -4,7 +4,7 @@
 ``<state-dir>/kubeconfig``), the simulation (fake kubelet over the mock-EC2 store, fake scheduler, workload
 driver), the /metrics server and the real Prometheus; then writes ``<state-dir>/cluster.json`` atomically
 (keys: api_url, kubeconfig, metrics_url, prometheus_url (null with --no-prometheus), ec2_store, k3s_url,
-k3s_token, cluster_name, node_group, region, scenario, autoscaler, pid) and ticks until SIGTERM/SIGINT.
+k3s_token, cluster_name, node_group, region, scenario, autoscaler, state_dir, textfile_dir, pid) and ticks until SIGTERM/SIGINT.
 On exit it stops Prometheus, the metrics server and the API, and removes cluster.json.
 """
 from __future__ import annotations
@@ -84,7 +84,9 @@ def cmd_up(args) -> int:
 
         ticker = threading.Thread(target=tick_loop, name="simulation", daemon=True)
         ticker.start()
-        metrics = MetricsServer(sim, port=args.metrics_port).start()
+        textfile_dir = os.path.abspath(args.textfile_dir or os.path.join(state_dir, "textfile"))
+        os.makedirs(textfile_dir, exist_ok=True)
+        metrics = MetricsServer(sim, port=args.metrics_port, textfile_dir=textfile_dir).start()
         log.info("metrics at %s", metrics.url)
         if not args.no_prometheus:
             prom = PrometheusServer(f"127.0.0.1:{metrics.port}", os.path.join(state_dir, "prometheus"),
@@ -97,7 +99,7 @@ def cmd_up(args) -> int:
                 "prometheus_url": prom.url if prom else None, "ec2_store": ec2_store, "k3s_url": api.url,
                 "k3s_token": args.token, "cluster_name": args.cluster_name, "node_group": args.node_group,
                 "region": ec2.region, "instance_type": scenario.instance_type, "scenario": scenario.name,
-                "autoscaler": scenario.autoscaler, "state_dir": state_dir, "pid": os.getpid()}
+                "autoscaler": scenario.autoscaler, "state_dir": state_dir, "textfile_dir": textfile_dir, "pid": os.getpid()}
         _write_json_atomic(info_path, info)
         log.info("ready: %s", info_path)
         while not stop.wait(1.0):
@@ -240,6 +242,9 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--prometheus-binary", default="/usr/bin/prometheus")
     up.add_argument("--scrape-interval", type=float, default=5.0, help="seconds")
     up.add_argument("--extra-target-file", default=None, help="file_sd file for job k3s-autoscaler (optional)")
+    up.add_argument("--textfile-dir", default=None,
+                    help="node-exporter textfile collector directory: its *.prom files are appended to /metrics and "
+                         "/metrics/node-exporter (default <state-dir>/textfile)")
     up.add_argument("--join-seconds", type=float, default=10.0, help="seconds an instance runs before its Node joins")
     up.add_argument("--remove-grace", type=float, default=30.0, help="seconds a NotReady Node stays before removal")
     up.add_argument("--tick", type=float, default=1.0, help="seconds between simulation ticks")

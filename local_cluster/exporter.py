@@ -11,11 +11,19 @@ all nodes, so Prometheus must scrape with ``honor_labels: true``); ``node_uname_
 
 HTTP paths (:class:`MetricsServer`): ``/metrics`` (both sets), ``/metrics/kube-state-metrics`` and
 ``/metrics/node-exporter`` (one set each; Prometheus scrapes these as two jobs so nothing is duplicated).
+Like node-exporter's textfile collector, ``MetricsServer(textfile_dir=DIR)`` appends every ``DIR/*.prom``
+file (sorted by name, read at scrape time) to ``/metrics`` and ``/metrics/node-exporter``; a file that does
+not parse as the Prometheus text format (or repeats a metric family already exposed) is skipped with one
+log line per change of its content. That is how the autoscaler's run metrics
+(``k3s.autoscaler.k3s_run_metrics``) reach Prometheus locally.
 Node-exporter ``node_cpu_seconds_total`` per CPU = the node's integrated total / vCPU count (modes idle,
 user, system; user = pods' usage, system = a fixed per-node base of 0.05 cores).
 """
 from __future__ import annotations
 
+import glob
+import logging
+import os
 import re
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -23,9 +31,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.utils import floatToGoString
 
 from local_cluster.simulation import NODE_BASE_MEMORY, Simulation
+
+log = logging.getLogger("local_cluster.exporter")
 
 PHASES = ("Pending", "Succeeded", "Failed", "Unknown", "Running")
 _LABEL_SANITIZE = re.compile(r"[^a-zA-Z0-9_]")
@@ -197,6 +208,64 @@ def generate_fast(registry: CollectorRegistry) -> bytes:
     return "".join(out).encode("utf-8")
 
 
+class TextfileCollector:
+    """node-exporter's textfile collector: ``<dir>/*.prom`` files, validated and concatenated.
+
+    :meth:`read` returns the bytes to append to an exposition whose metric family names are ``taken``.
+    A file is skipped (logged once per distinct content) when it is unreadable, does not parse, or
+    defines a family in ``taken`` or in an earlier file. The exposition text of a valid file is appended
+    as is (newline-terminated).
+    """
+
+    def __init__(self, directory: str | None):
+        self.directory = directory
+        self._warned: dict[str, str] = {}
+
+    def _skip(self, path: str, content: str, why: str) -> None:
+        if self._warned.get(path) != content:
+            self._warned[path] = content
+            log.warning("textfile collector: skipping %s: %s", path, why)
+
+    def read(self, taken: set[str]) -> bytes:
+        if not self.directory or not os.path.isdir(self.directory):
+            return b""
+        seen = set(taken)
+        out = []
+        for path in sorted(glob.glob(os.path.join(self.directory, "*.prom"))):
+            try:
+                with open(path, encoding="utf-8") as fh:
+                    text = fh.read()
+            except (OSError, UnicodeDecodeError) as exc:
+                self._skip(path, "", f"cannot read it ({exc})")
+                continue
+            try:
+                names = set()
+                for fam in text_string_to_metric_families(text):
+                    names.add(fam.name)
+                    for sample in fam.samples:
+                        names.add(sample.name)
+            except Exception as exc:  # the parser raises ValueError/TypeError/IndexError on bad input
+                self._skip(path, text, f"not in the Prometheus text format ({exc})")
+                continue
+            clash = sorted(names & seen)
+            if clash:
+                self._skip(path, text, f"metric(s) {', '.join(clash[:3])} already exposed")
+                continue
+            seen |= names
+            self._warned.pop(path, None)
+            out.append(text if text.endswith("\n") or not text else text + "\n")
+        return "".join(out).encode("utf-8")
+
+
+def _family_names(body: bytes) -> set[str]:
+    names = set()
+    for line in body.split(b"\n"):
+        if line.startswith(b"# TYPE "):
+            name = line.split(b" ")[2].decode()
+            names.add(name)
+    return names
+
+
 def render(sim: Simulation, path: str = "/metrics") -> bytes:
     return generate_fast(registries(sim)[path])
 
@@ -204,8 +273,9 @@ def render(sim: Simulation, path: str = "/metrics") -> bytes:
 class MetricsServer:
     """Serves the collectors over HTTP on ``host:port`` (port 0 = a free port) in a daemon thread."""
 
-    def __init__(self, sim: Simulation, host: str = "127.0.0.1", port: int = 0):
+    def __init__(self, sim: Simulation, host: str = "127.0.0.1", port: int = 0, textfile_dir: str | None = None):
         regs = registries(sim)
+        textfiles = self.textfiles = TextfileCollector(textfile_dir)
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self):  # noqa: N802 (http.server API)
@@ -214,6 +284,8 @@ class MetricsServer:
                     body, ctype, code = b"ok\n", "text/plain", 200
                 elif path in regs:
                     body, ctype, code = generate_fast(regs[path]), CONTENT_TYPE_LATEST, 200
+                    if path in ("/metrics", "/metrics/node-exporter"):
+                        body += textfiles.read(_family_names(body))
                 else:
                     body, ctype, code = (b"not found; try /metrics, /metrics/kube-state-metrics, "
                                          b"/metrics/node-exporter\n"), "text/plain", 404
