@@ -80,6 +80,8 @@ RESOURCES: tuple[ResourceType, ...] = (
                  subresources=("status",), has_spec_generation=False),
     ResourceType("", "v1", "events", "Event", True, "event", ("ev",), field_labels=EVENT_FIELDS,
                  has_spec_generation=False),
+    ResourceType("", "v1", "persistentvolumeclaims", "PersistentVolumeClaim", True, "persistentvolumeclaim",
+                 ("pvc",), subresources=("status",), has_spec_generation=False),
     # apps/v1
     ResourceType("apps", "v1", "daemonsets", "DaemonSet", True, "daemonset", ("ds",), categories=("all",),
                  subresources=("status",)),
