@@ -1,0 +1,285 @@
+"""``make validate`` (scripts/validate_inventories.py): every inventory of the repo passes; a corpus of bad
+inventories (written to tmp dirs) is rejected, and each rejection names the file and the key."""
+import importlib.util
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+SCRIPT = REPO / "scripts" / "validate_inventories.py"
+PY = REPO / ".venv" / "bin" / "python"
+
+_spec = importlib.util.spec_from_file_location("validate_inventories", SCRIPT)
+vi = importlib.util.module_from_spec(_spec)
+sys.modules["validate_inventories"] = vi
+_spec.loader.exec_module(vi)
+
+GOOD_THRESHOLDS = """\
+---
+autoscale_min_nodes: 1          # nodes [1]
+autoscale_max_nodes: 5          # nodes [10]
+autoscale_cpu_threshold: 20     # percent 0-100 [20]
+autoscale_memory_threshold: 30  # percent 0-100 [20]
+autoscale_scale_up_cooldown: 60 # seconds [300]
+autoscale_check_interval: 30    # seconds [60]
+"""
+
+HOSTS = """\
+---
+k3s_clusters:
+  hosts:
+    c1:
+      ansible_connection: local
+"""
+
+
+def make_inventory(root: Path, thresholds: str = GOOD_THRESHOLDS, hosts: str = HOSTS,
+                   extra: dict | None = None) -> Path:
+    """inventories/<name>/ with hosts.yml, group_vars/k3s_clusters/autoscaler.yml and extra files."""
+    inv = root / "inv"
+    (inv / "group_vars" / "k3s_clusters").mkdir(parents=True)
+    (inv / "hosts.yml").write_text(hosts)
+    (inv / "group_vars" / "k3s_clusters" / "autoscaler.yml").write_text(thresholds)
+    for rel, text in (extra or {}).items():
+        path = inv / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(text))
+    return inv
+
+
+def run(inv: Path, capsys, *args: str):
+    rc = vi.main([str(inv), *args])
+    out = capsys.readouterr()
+    return rc, out.out, out.err
+
+
+def rejected_lines(err: str):
+    return [line for line in err.splitlines() if line.startswith("REJECTED ")]
+
+
+THRESHOLD_FILE = "group_vars/k3s_clusters/autoscaler.yml"
+
+
+# --------------------------------------------------------------------------------------------- the repo itself
+def test_repo_inventories_pass_as_make_validate_runs_them():
+    res = subprocess.run([str(PY), str(SCRIPT)], cwd=REPO, capture_output=True, text=True, timeout=120,
+                         env={k: v for k, v in os.environ.items() if k != "ANSIBLE_VAULT_PASSWORD_FILE"})
+    assert res.returncode == 0, res.stdout + res.stderr
+    for env in ("local", "staging", "production"):
+        assert f"inventories/{env}:" in res.stdout
+
+
+@pytest.mark.parametrize("env", ["local", "staging", "production"])
+def test_each_environment_keeps_thresholds_in_one_commented_file(env):
+    path = REPO / "inventories" / env / THRESHOLD_FILE
+    lines = [ln for ln in path.read_text().splitlines() if ln.startswith("autoscale_")]
+    keys = {ln.split(":")[0] for ln in lines}
+    for knob in ("autoscale_min_nodes", "autoscale_max_nodes", "autoscale_cpu_threshold",
+                 "autoscale_memory_threshold", "autoscale_pending_pods_threshold",
+                 "autoscale_scale_up_cooldown", "autoscale_scale_down_cooldown", "autoscale_check_interval"):
+        assert knob in keys, f"{path}: {knob} missing"
+    for ln in lines:  # a comment with the unit and the [default] on each knob
+        assert "#" in ln and "[" in ln.split("#", 1)[1], f"{path}: knob without unit/default comment: {ln}"
+    # no threshold knob is set anywhere else in the inventory
+    others = [p for p in (REPO / "inventories" / env).rglob("*.yml") if p != path]
+    for other in others:
+        text = other.read_text()
+        if text.startswith("$ANSIBLE_VAULT"):
+            continue
+        for knob in keys:
+            assert f"\n{knob}:" not in "\n" + text, f"{knob} set in {other} as well as {path}"
+
+
+@pytest.mark.parametrize("env", ["local", "staging", "production"])
+def test_secrets_are_vaulted(env):
+    vault = REPO / "inventories" / env / "group_vars" / "k3s_clusters" / "vault.yml"
+    assert vault.read_text().startswith("$ANSIBLE_VAULT;"), vault
+    if env != "local":
+        assert not (REPO / "inventories" / env / "vault-password.txt").exists()
+
+
+def test_local_vault_opens_with_the_documented_demo_password_and_holds_every_secret(tmp_path):
+    res = subprocess.run([str(REPO / ".venv" / "bin" / "ansible-vault"), "view", "--vault-password-file",
+                          "inventories/local/vault-password.txt", "inventories/local/group_vars/k3s_clusters/vault.yml"],
+                         cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, res.stderr
+    for secret in ("vault_autoscale_k3s_token", "vault_autoscale_prometheus_bearer_token", "vault_aws_access_key",
+                   "vault_aws_secret_key", "vault_grafana_admin_password"):
+        assert secret in res.stdout
+
+
+def test_good_inventory_passes(tmp_path, capsys):
+    rc, out, err = run(make_inventory(tmp_path), capsys)
+    assert rc == 0, err
+    assert "1 host(s)" in out
+
+
+# --------------------------------------------------------------------------------------------- the bad corpus
+BAD = {
+    "min_greater_than_max": (
+        GOOD_THRESHOLDS.replace("autoscale_min_nodes: 1 ", "autoscale_min_nodes: 7 "),
+        "autoscale_min_nodes", "greater than autoscale_max_nodes 5"),
+    "negative_percentage": (
+        GOOD_THRESHOLDS.replace("autoscale_cpu_threshold: 20", "autoscale_cpu_threshold: -5"),
+        "autoscale_cpu_threshold", "0-100"),
+    "over_100_percentage": (
+        GOOD_THRESHOLDS.replace("autoscale_memory_threshold: 30", "autoscale_memory_threshold: 130"),
+        "autoscale_memory_threshold", "0-100"),
+    "misspelled_key": (
+        GOOD_THRESHOLDS.replace("autoscale_cpu_threshold", "autoscale_cpu_treshold"),
+        "autoscale_cpu_treshold", "did you mean autoscale_cpu_threshold?"),
+    "unknown_key": (
+        GOOD_THRESHOLDS + "autoscale_turbo_mode: true\n",
+        "autoscale_turbo_mode", "unknown key for role k3s.autoscaler.autoscale"),
+    "wrong_type": (
+        GOOD_THRESHOLDS.replace("autoscale_max_nodes: 5", "autoscale_max_nodes: lots"),
+        "autoscale_max_nodes", "int"),
+    "negative_cooldown": (
+        GOOD_THRESHOLDS.replace("autoscale_scale_up_cooldown: 60", "autoscale_scale_up_cooldown: -60"),
+        "autoscale_scale_up_cooldown", "negative"),
+    "bad_choice": (
+        GOOD_THRESHOLDS + "autoscale_policy: aggressive\n",
+        "autoscale_policy", "threshold"),
+    "zero_check_interval": (
+        GOOD_THRESHOLDS.replace("autoscale_check_interval: 30", "autoscale_check_interval: 0"),
+        "autoscale_check_interval", ">= 1"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD))
+def test_bad_inventory_is_rejected_naming_file_and_key(case, tmp_path, capsys):
+    thresholds, key, words = BAD[case]
+    inv = make_inventory(tmp_path, thresholds)
+    rc, _out, err = run(inv, capsys)
+    assert rc == 1
+    lines = rejected_lines(err)
+    assert len(lines) == 1, err
+    line = lines[0]
+    assert THRESHOLD_FILE in line, line
+    assert f": {key}: " in line, line
+    assert words in line, line
+    # the line number points at the key
+    lineno = int(line.split(THRESHOLD_FILE + ":", 1)[1].split(":", 1)[0])
+    assert (inv / THRESHOLD_FILE).read_text().splitlines()[lineno - 1].startswith(key)
+
+
+def test_min_and_max_in_different_files_names_both(tmp_path, capsys):
+    inv = make_inventory(tmp_path, extra={"host_vars/c1.yml": "autoscale_max_nodes: 0\n"})
+    rc, _out, err = run(inv, capsys)
+    assert rc == 1
+    text = "\n".join(rejected_lines(err))
+    # max_nodes 0 is below its minimum (1), named in host_vars/c1.yml; min>max cannot be proven on a bad value
+    assert "host_vars/c1.yml:1: autoscale_max_nodes:" in text
+
+
+def test_host_override_making_min_exceed_max_is_rejected(tmp_path, capsys):
+    inv = make_inventory(tmp_path, extra={"host_vars/c1/limits.yml": "autoscale_max_nodes: 2\n",
+                                          "group_vars/all.yml": "autoscale_min_nodes: 1\n"})
+    (inv / THRESHOLD_FILE).write_text(GOOD_THRESHOLDS.replace("autoscale_min_nodes: 1 ", "autoscale_min_nodes: 3 "))
+    rc, _out, err = run(inv, capsys)
+    assert rc == 1
+    (line,) = rejected_lines(err)
+    assert THRESHOLD_FILE in line and "autoscale_min_nodes" in line
+    assert "host_vars/c1/limits.yml:1" in line and "host c1" in line
+
+
+def test_min_equal_max_is_fine(tmp_path, capsys):
+    inv = make_inventory(tmp_path, GOOD_THRESHOLDS.replace("autoscale_min_nodes: 1 ", "autoscale_min_nodes: 5 "))
+    assert run(inv, capsys)[0] == 0
+
+
+def test_every_rejection_is_reported_not_only_the_first(tmp_path, capsys):
+    bad = (GOOD_THRESHOLDS.replace("autoscale_cpu_threshold: 20", "autoscale_cpu_threshold: 101")
+           .replace("autoscale_memory_threshold", "autoscale_memory_thresold"))
+    rc, _out, err = run(make_inventory(tmp_path, bad), capsys)
+    assert rc == 1
+    keys = sorted(line.split(": ")[1] for line in rejected_lines(err))
+    assert keys == ["autoscale_cpu_threshold", "autoscale_memory_thresold"]
+
+
+def test_knob_in_hosts_yml_group_vars_is_checked(tmp_path, capsys):
+    hosts = HOSTS + "  vars:\n    autoscale_max_nodes: -1\n"
+    rc, _out, err = run(make_inventory(tmp_path, hosts=hosts), capsys)
+    assert rc == 1
+    (line,) = rejected_lines(err)
+    assert "hosts.yml:7: autoscale_max_nodes:" in line
+
+
+def test_templated_values_are_left_to_run_time_but_keys_still_checked(tmp_path, capsys):
+    inv = make_inventory(tmp_path, extra={"group_vars/k3s_clusters/connection.yml": """\
+        autoscale_prometheus_url: "{{ lookup('env', 'PROM') }}"
+        autoscale_prometheus_timout: "{{ 5 }}"
+        """})
+    rc, _out, err = run(inv, capsys)
+    assert rc == 1
+    (line,) = rejected_lines(err)
+    assert "connection.yml:2: autoscale_prometheus_timout:" in line
+    assert "did you mean autoscale_prometheus_timeout?" in line
+
+
+def test_unrelated_variables_are_ignored(tmp_path, capsys):
+    inv = make_inventory(tmp_path, extra={"group_vars/all/misc.yml": "ansible_user: x\nvault_foo: 1\nmy_var: -4\n"})
+    assert run(inv, capsys)[0] == 0
+
+
+def test_invalid_yaml_names_the_file(tmp_path, capsys):
+    inv = make_inventory(tmp_path, extra={"group_vars/k3s_clusters/broken.yml": "autoscale_min_nodes: [1\n"})
+    rc, _out, err = run(inv, capsys)
+    assert rc == 1
+    assert "group_vars/k3s_clusters/broken.yml: (file): not valid YAML" in err
+
+
+def test_vault_file_is_skipped_without_password_and_checked_with_it(tmp_path, capsys):
+    inv = make_inventory(tmp_path)
+    vault_pw = tmp_path / "pw"
+    vault_pw.write_text("test-only-password\n")
+    plain = tmp_path / "plain.yml"
+    plain.write_text("vault_x: 1\nautoscale_min_nodes: -3\n")
+    target = inv / "group_vars" / "k3s_clusters" / "vault.yml"
+    res = subprocess.run([str(REPO / ".venv" / "bin" / "ansible-vault"), "encrypt", "--vault-id",
+                          f"test@{vault_pw}", "--output", str(target), str(plain)],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=60,
+                         env={k: v for k, v in os.environ.items() if not k.startswith("ANSIBLE_")})
+    assert res.returncode == 0, res.stderr
+    rc, out, _err = run(inv, capsys)
+    assert rc == 0 and "vault.yml: ansible-vault encrypted, no password given; skipped" in out
+    rc, _out, err = run(inv, capsys, "--vault-password-file", str(vault_pw))
+    assert rc == 1
+    assert "group_vars/k3s_clusters/vault.yml:2: autoscale_min_nodes:" in err
+
+
+def test_top_level_role_prefix_is_checked_against_that_roles_spec(tmp_path, capsys):
+    roles = tmp_path / "roles"
+    (roles / "demo_role" / "meta").mkdir(parents=True)
+    (roles / "demo_role" / "meta" / "argument_specs.yml").write_text(textwrap.dedent("""\
+        argument_specs:
+          main:
+            options:
+              demo_role_port:
+                type: int
+                description: TCP port.
+                default: 9090
+        """))
+    inv = make_inventory(tmp_path, extra={"group_vars/all.yml": "demo_role_prot: 1\ndemo_role_port: http\n"})
+    rc, _out, err = run(inv, capsys, "--roles", str(roles))
+    assert rc == 1
+    text = "\n".join(rejected_lines(err))
+    assert "group_vars/all.yml:1: demo_role_prot: unknown key for role demo_role; did you mean demo_role_port?" in text
+    assert "group_vars/all.yml:2: demo_role_port:" in text
+
+
+def test_copy_of_repo_inventory_with_a_typo_is_rejected(tmp_path, capsys):
+    """The real staging file, with one misspelled knob, is caught (guards the real threshold file format)."""
+    inv = tmp_path / "staging"
+    shutil.copytree(REPO / "inventories" / "staging", inv)
+    path = inv / THRESHOLD_FILE
+    path.write_text(path.read_text().replace("autoscale_scale_down_cooldown:", "autoscale_scaledown_cooldown:"))
+    rc, _out, err = run(inv, capsys)
+    assert rc == 1
+    (line,) = rejected_lines(err)
+    assert "autoscale_scaledown_cooldown" in line and "did you mean autoscale_scale_down_cooldown?" in line
