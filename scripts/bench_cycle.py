@@ -1,0 +1,264 @@
+#!/usr/bin/env python3
+"""`make bench-cycle`: wall time of one autoscale run at 10 and 1,000 simulated nodes (a benchmark, not a test).
+
+For each size it starts the local cluster (``python -m local_cluster up``, real Prometheus) from a scenario
+generated into a temp dir: N already-running m5.2xlarge agents and 30 pods per agent (Cluster Autoscaler's
+scalability-test density: 1,000 nodes / 30,000 pods; 10 nodes / 300 pods), plus one DaemonSet pod per node.
+Once Prometheus has enough samples for ``rate()`` and every pod is Running, it runs, interleaved,
+``--repeat`` times each (same inventory, host, local connection, profile_tasks callback on both):
+
+* ``ansible-playbook playbooks/autoscale.yml``  (steady state: expected decision ``no_action``)
+* ``ansible-playbook playbooks/noop_same_tasks.yml`` (same task count, ansible.builtin no-ops)
+
+and one ``autoscale.yml --check`` run with the CPU and memory thresholds raised to 90 percent so the policy
+decides ``scale_down`` and builds the candidate list (check mode: nothing is drained or terminated).
+
+Printed: nodes, pods, autoscale run and no-op run (median / min seconds), overhead (median difference),
+k3s_metrics task time (median, from ansible.posix.profile_tasks), the other autoscale tasks' time, the
+Prometheus head series count and the decisions. The same figures go to ``out/bench-cycle.json``.
+"""
+import argparse
+import json
+import os
+import re
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.parse
+import urllib.request
+
+import yaml
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PODS_PER_NODE = 30          # Cluster Autoscaler scalability tests: 1,000 nodes / 30,000 pods
+WORKLOADS = 30              # ReplicaSet-like workloads the pods are spread over
+INSTANCE_TYPE = "m5.2xlarge"  # 8 vCPU, 32 GiB
+# Per pod: request 100m / 128Mi, usage 80m / 96Mi -> per node 3 cores requested (37.5 %), about 2.45 cores
+# used (~31 % CPU, above the 20 % scale-down threshold) -> steady state decides no_action.
+POD = {"cpu": "100m", "memory": "128Mi", "usage": {"cpu": "80m", "memory": "96Mi"}}
+METRICS_TASK = "Collect cluster metrics"
+_PROFILE_LINE = re.compile(r"^(?P<name>.+?)\s-{2,}\s+(?P<secs>[0-9]+\.[0-9]+)s\s*$")
+
+
+def log(msg):
+    print(msg, file=sys.stderr, flush=True)
+
+
+def scenario(nodes, pods):
+    per = max(1, pods // WORKLOADS)
+    return {
+        "name": "bench-%d" % nodes,
+        "description": "bench-cycle: %d %s agents, %d pods" % (nodes, INSTANCE_TYPE, per * WORKLOADS),
+        "cluster": {"instance_type": INSTANCE_TYPE, "initial_nodes": nodes, "region": "us-east-1"},
+        "autoscaler": {"min_nodes": 1, "max_nodes": nodes * 2},
+        "daemonsets": [{"name": "svclb-traefik", "namespace": "kube-system", "cpu": "10m", "memory": "16Mi",
+                        "usage": {"cpu": "2m", "memory": "8Mi"}}],
+        "workloads": [dict(POD, name="w%02d" % i, namespace="default", replicas=per) for i in range(WORKLOADS)],
+    }
+
+
+def prom_query(url, promql, timeout=60):
+    qs = urllib.parse.urlencode({"query": promql})
+    with urllib.request.urlopen("%s/api/v1/query?%s" % (url, qs), timeout=timeout) as resp:
+        body = json.load(resp)
+    return body["data"]["result"]
+
+
+def prom_scalar(url, promql):
+    res = prom_query(url, promql)
+    return float(res[0]["value"][1]) if res else 0.0
+
+
+def head_series(url):
+    with urllib.request.urlopen(url + "/api/v1/status/tsdb", timeout=60) as resp:
+        return int(json.load(resp)["data"]["headStats"]["numSeries"])
+
+
+def start_cluster(run_dir, scenario_path, scrape_interval, timeout):
+    cluster_json = os.path.join(run_dir, "cluster.json")
+    cmd = [sys.executable, "-m", "local_cluster", "up", "--state-dir", run_dir, "--scenario", scenario_path,
+           "--scrape-interval", str(scrape_interval)]
+    logf = open(os.path.join(run_dir, "local_cluster.log"), "w")
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=logf, stderr=subprocess.STDOUT, start_new_session=True)
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit("local cluster exited with %s during start-up; see %s" % (proc.returncode, logf.name))
+        if os.path.exists(cluster_json):
+            with open(cluster_json) as f:
+                return proc, json.load(f)
+        time.sleep(0.5)
+    stop(proc)
+    raise SystemExit("local cluster not ready after %ss; see %s" % (timeout, logf.name))
+
+
+def stop(proc, timeout=30):
+    if proc is None or proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+def wait_warm(prom, nodes, pods, rate_window, timeout):
+    """Until every agent has a CPU rate over ``rate_window`` and every pod is Running (as Prometheus sees it)."""
+    cpu_q = ('count(rate(node_cpu_seconds_total{mode="idle"}[%s]) * on(instance) group_left(nodename) '
+             'node_uname_info)' % rate_window)
+    run_q = 'count(kube_pod_status_phase{phase="Running"} == 1)'
+    vcpus = 8
+    deadline = time.time() + timeout
+    have_cpu = running = 0
+    while time.time() < deadline:
+        try:
+            have_cpu = prom_scalar(prom, cpu_q)
+            running = prom_scalar(prom, run_q)
+        except OSError:
+            pass
+        if have_cpu >= nodes * vcpus and running >= pods + nodes:
+            return
+        time.sleep(2)
+    raise SystemExit("cluster not warm after %ss: %d CPU rate series (want >= %d), %d Running pods (want >= %d)"
+                     % (timeout, have_cpu, nodes * vcpus, running, pods + nodes))
+
+
+def run_playbook(playbook, env, extra_vars, check=False):
+    cmd = [os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), playbook, "-e", json.dumps(extra_vars)]
+    if check:
+        cmd.append("--check")
+    t0 = time.perf_counter()
+    res = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
+    wall = time.perf_counter() - t0
+    if res.returncode != 0:
+        tail = "\n    ".join((res.stdout + res.stderr).strip().splitlines()[-15:])
+        raise SystemExit("%s failed (rc=%s):\n    %s" % (playbook, res.returncode, tail))
+    tasks = {}
+    in_recap = False
+    for line in res.stdout.splitlines():
+        if line.startswith("===="):
+            in_recap = True
+            continue
+        m = _PROFILE_LINE.match(line.strip()) if in_recap else None
+        if m:
+            name = m.group("name").split(" : ", 1)[-1].strip()
+            tasks[name] = tasks.get(name, 0.0) + float(m.group("secs"))
+    decision = None
+    for line in res.stdout.splitlines():
+        m = re.search(r"decision=(\w+)", line)
+        if m and "pending=" in line:
+            decision = m.group(1)
+    return {"wall_s": wall, "tasks": tasks, "decision": decision, "stdout": res.stdout}
+
+
+def med_min(values):
+    return {"median": round(statistics.median(values), 3), "min": round(min(values), 3)}
+
+
+def bench_size(nodes, args, base_env):
+    pods = (max(1, nodes * PODS_PER_NODE // WORKLOADS)) * WORKLOADS
+    run_dir = tempfile.mkdtemp(prefix="bench-cycle-%d-" % nodes, dir=args.tmp)
+    sc_path = os.path.join(run_dir, "scenario.yaml")
+    with open(sc_path, "w") as f:
+        yaml.safe_dump(scenario(nodes, pods), f, sort_keys=False)
+    log("==> %d nodes / %d pods: starting the local cluster (scenario %s)" % (nodes, pods, sc_path))
+    t0 = time.perf_counter()
+    proc, info = start_cluster(run_dir, sc_path, args.scrape_interval, args.start_timeout)
+    try:
+        prom = info["prometheus_url"]
+        wait_warm(prom, nodes, pods, args.rate_window, args.warm_timeout)
+        log("    cluster up and warm in %.1f s (Prometheus %s)" % (time.perf_counter() - t0, prom))
+        env = dict(base_env, LOCAL_CLUSTER_DIR=run_dir)
+        ev = {"autoscale_min_nodes": 1, "autoscale_max_nodes": nodes * 2,
+              "autoscale_prometheus_rate_window": args.rate_window,
+              "autoscale_prometheus_timeout": args.prometheus_timeout}
+        auto, noop = [], []
+        for i in range(args.repeat):
+            a = run_playbook("playbooks/autoscale.yml", env, ev)
+            n = run_playbook("playbooks/noop_same_tasks.yml", env, {})
+            auto.append(a)
+            noop.append(n)
+            log("    run %d: autoscale %.2f s (k3s_metrics %.2f s, decision %s), no-op %.2f s"
+                % (i + 1, a["wall_s"], a["tasks"].get(METRICS_TASK, float("nan")), a["decision"], n["wall_s"]))
+        chk = run_playbook("playbooks/autoscale.yml", env,
+                           dict(ev, autoscale_cpu_threshold=90, autoscale_memory_threshold=90), check=True)
+        log("    check-mode run (thresholds 90 %%): %.2f s, decision %s" % (chk["wall_s"], chk["decision"]))
+        series = head_series(prom)
+        nodes_seen = prom_scalar(prom, "count(kube_node_info)")
+        pods_seen = prom_scalar(prom, "count(kube_pod_info)")
+    finally:
+        stop(proc)
+    metrics_t = [a["tasks"].get(METRICS_TASK, float("nan")) for a in auto]
+    rest_t = [sum(v for k, v in a["tasks"].items() if k != METRICS_TASK) for a in auto]
+    overhead = [a["wall_s"] - n["wall_s"] for a, n in zip(auto, noop)]
+    return {
+        "nodes": nodes, "pods": pods, "daemonset_pods": nodes + 1,
+        "kube_node_info_series": int(nodes_seen), "kube_pod_info_series": int(pods_seen),
+        "prometheus_head_series": series,
+        "autoscale_run_s": med_min([a["wall_s"] for a in auto]),
+        "noop_run_s": med_min([n["wall_s"] for n in noop]),
+        "overhead_s": med_min(overhead),
+        "k3s_metrics_task_s": med_min(metrics_t),
+        "other_autoscale_tasks_s": med_min(rest_t),
+        "autoscale_task_times_s": [dict((k, round(v, 3)) for k, v in a["tasks"].items()) for a in auto],
+        "decisions": [a["decision"] for a in auto],
+        "check_mode_run": {"wall_s": round(chk["wall_s"], 3), "decision": chk["decision"],
+                           "k3s_metrics_task_s": chk["tasks"].get(METRICS_TASK),
+                           "thresholds_percent": {"cpu": 90, "memory": 90}},
+        "repeat": args.repeat,
+    }
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--sizes", default="10,1000", help="comma-separated node counts (30 pods per node)")
+    p.add_argument("--repeat", type=int, default=3, help="measurements per playbook and size")
+    p.add_argument("--scrape-interval", type=float, default=15.0,
+                   help="Prometheus scrape interval, seconds (a /metrics render takes 2-3 s at 1,000 nodes)")
+    p.add_argument("--rate-window", default="1m", help="autoscale_prometheus_rate_window (the local inventory's)")
+    p.add_argument("--prometheus-timeout", type=int, default=60, help="autoscale_prometheus_timeout, seconds")
+    p.add_argument("--start-timeout", type=float, default=240)
+    p.add_argument("--warm-timeout", type=float, default=180)
+    p.add_argument("--tmp", default=None, help="parent of the per-size temp state dirs")
+    p.add_argument("--out", default=os.path.join(ROOT, "out", "bench-cycle.json"))
+    args = p.parse_args(argv)
+
+    base_env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"), ANSIBLE_FORCE_COLOR="0",
+                    ANSIBLE_NOCOLOR="1", ANSIBLE_CALLBACKS_ENABLED="ansible.posix.profile_tasks",
+                    PROFILE_TASKS_SORT_ORDER="none", PROFILE_TASKS_TASK_OUTPUT_LIMIT="100",
+                    PYTHONUNBUFFERED="1")
+    base_env.pop("ANSIBLE_INVENTORY", None)
+    t_all = time.perf_counter()
+    rows = [bench_size(int(s), args, base_env) for s in args.sizes.split(",") if s.strip()]
+    total = time.perf_counter() - t_all
+
+    hdr = ("nodes", "pods", "autoscale med/min s", "no-op med/min s", "overhead s", "k3s_metrics s",
+           "other tasks s", "prom series", "decision", "check-mode decision")
+    fmt = "%6s %7s %20s %17s %11s %14s %14s %12s %10s %s"
+    print(fmt % hdr)
+    for r in rows:
+        print(fmt % (r["nodes"], r["pods"],
+                     "%.2f / %.2f" % (r["autoscale_run_s"]["median"], r["autoscale_run_s"]["min"]),
+                     "%.2f / %.2f" % (r["noop_run_s"]["median"], r["noop_run_s"]["min"]),
+                     "%.2f" % r["overhead_s"]["median"], "%.2f" % r["k3s_metrics_task_s"]["median"],
+                     "%.2f" % r["other_autoscale_tasks_s"]["median"], r["prometheus_head_series"],
+                     ",".join(sorted(set(str(d) for d in r["decisions"]))),
+                     "%s (%.2f s, --check)" % (r["check_mode_run"]["decision"], r["check_mode_run"]["wall_s"])))
+    print("pods = workload pods (%d per node) + one DaemonSet pod per node; %d runs each, interleaved; "
+          "k3s_metrics and other tasks from ansible.posix.profile_tasks; bench took %.0f s"
+          % (PODS_PER_NODE, args.repeat, total))
+    os.makedirs(os.path.dirname(args.out), exist_ok=True)
+    with open(args.out, "w") as f:
+        json.dump({"generated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "bench_seconds": round(total, 1),
+                   "scrape_interval_s": args.scrape_interval, "rate_window": args.rate_window,
+                   "instance_type": INSTANCE_TYPE, "sizes": rows}, f, indent=1)
+    print("figures written to %s" % os.path.relpath(args.out, ROOT))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
