@@ -48,6 +48,22 @@ SUBRESOURCE_INFO: dict[str, dict[str, Any]] = {
 MAX_REQUEST_LOG = 1000  # kmock keeps every request for assertions; we keep only the most recent ones
 
 
+def _parse_path_namespaces_ok(path: str, _orig=kmock._internal.parsing.parse_path):
+    """kmock 0.8's parse_path raises ValueError on the bare ``/api/v1/namespaces`` collection (list/create
+    Namespace) before our handler sees the request; parse it as the cluster-scoped ``namespaces`` plural."""
+    try:
+        return _orig(path)
+    except ValueError:
+        parts = [p for p in path.strip("/").split("/") if p]
+        if parts[-1:] != ["namespaces"]:
+            raise
+        group = "" if parts[0] == "api" else parts[1]
+        return kmock._internal.parsing.ParsedPath(group, parts[-2], "namespaces", None, None, None)
+
+
+kmock._internal.parsing.parse_path = _parse_path_namespaces_ok
+
+
 def _json_response(body: Any, status: int = 200) -> kmock.Response:
     return kmock.Response(status=status, payload=json.dumps(body, separators=(",", ":")).encode(),
                           headers={"Content-Type": "application/json"})
