@@ -283,3 +283,38 @@ def test_copy_of_repo_inventory_with_a_typo_is_rejected(tmp_path, capsys):
     assert rc == 1
     (line,) = rejected_lines(err)
     assert "autoscale_scaledown_cooldown" in line and "did you mean autoscale_scale_down_cooldown?" in line
+
+
+# --------------------------------------------------------------------------------------------- playbooks
+def _ansible(tool: str, *args: str, **env):
+    environ = dict(os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"), ANSIBLE_ROLES_PATH=str(REPO / "roles"), **env)
+    environ.pop("ANSIBLE_VAULT_PASSWORD_FILE", None)
+    return subprocess.run([str(REPO / ".venv" / "bin" / tool), *args], cwd=REPO, env=environ,
+                          capture_output=True, text=True, timeout=180)
+
+
+@pytest.mark.parametrize("env", ["local", "staging", "production"])
+def test_every_inventory_loads_and_playbooks_parse(env):
+    res = _ansible("ansible-inventory", "-i", f"inventories/{env}", "--graph")
+    assert res.returncode == 0, res.stderr
+    assert "@k3s_clusters:" in res.stdout
+    if env != "local":
+        assert "@monitoring:" in res.stdout
+    res = _ansible("ansible-playbook", "--syntax-check", "-i", f"inventories/{env}",
+                   "playbooks/site.yml", "playbooks/autoscale.yml")
+    assert res.returncode == 0, res.stdout + res.stderr
+
+
+def test_site_yml_lists_every_role_under_its_tag():
+    res = _ansible("ansible-playbook", "--list-tasks", "-i", "inventories/staging", "playbooks/site.yml")
+    assert res.returncode == 0, res.stderr
+    for tag in ("prometheus", "grafana", "autoscaler_timer", "k3s_manifests"):
+        assert f"TAGS: [{tag}]" in res.stdout
+
+
+def test_site_yml_rejects_an_unknown_runner_before_deploying_anything():
+    res = _ansible("ansible-playbook", "-i", "inventories/local", "playbooks/site.yml",
+                   "-e", "site_autoscaler_runner=both")
+    assert res.returncode != 0
+    assert "site_autoscaler_runner is both" in res.stdout
+    assert "Deploy" not in res.stdout  # failed in the first play; no role ran
