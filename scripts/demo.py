@@ -50,6 +50,25 @@ def start_cluster(args, run_dir):
     raise SystemExit("local cluster not ready after %ss; see %s" % (args.start_timeout, log_path))
 
 
+def wait_for_usage_data(prometheus_url, timeout=90):
+    """Prometheus needs two scrapes before the CPU idle rate exists; until then k3s_metrics (rightly) holds.
+
+    Waits until every node-exporter host has a rate, so the first cycle decides on real data.
+    """
+    import requests
+    query = 'count(rate(node_cpu_seconds_total{mode="idle"}[1m]))'
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            res = requests.get(prometheus_url + "/api/v1/query", params={"query": query}, timeout=5).json()
+            if res.get("data", {}).get("result"):
+                return True
+        except (requests.RequestException, ValueError):
+            pass
+        time.sleep(1)
+    return False
+
+
 def stop(proc, timeout=20):
     if proc is None or proc.poll() is not None:
         return
@@ -59,6 +78,16 @@ def stop(proc, timeout=20):
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
+
+
+def scenario_duration(name):
+    """The scenario's own length in seconds (its `duration:`), or None."""
+    sys.path.insert(0, ROOT)
+    from local_cluster.workloads import load_scenario
+    try:
+        return load_scenario(name).duration or None
+    except Exception:  # the local cluster reports a bad scenario itself, with the known names
+        return None
 
 
 def cluster_observation(kubeconfig):
@@ -94,10 +123,11 @@ def read_textfile(path):
 
 
 def summary_line(output):
+    """The role's one-line summary (debug msg), printed by the callback as a JSON string."""
     for line in output.splitlines():
         line = line.strip()
-        if "pending=" in line and "decision=" in line:
-            return line.split("msg:", 1)[-1].strip().strip('"')
+        if line.startswith('"msg": "pending='):
+            return json.loads(line[len('"msg": '):].rstrip(","))
     return None
 
 
@@ -114,14 +144,18 @@ def chart(rows, path, title):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
     t = [r["t"] for r in rows]
     fig, ax = plt.subplots(figsize=(10, 5))
     ax.step(t, [r["nodes"] for r in rows], where="post", label="nodes (Ready agents)", linewidth=2)
-    ax.step(t, [r["desired"] if r["desired"] is not None else float("nan") for r in rows], where="post",
-            label="desired nodes", linestyle="--")
+    ax.plot(t, [r["desired"] if r["desired"] is not None else float("nan") for r in rows], linestyle="none",
+            marker="o", markersize=4, color="tab:orange", label="desired nodes (each run's decision)")
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax2 = ax.twinx()
-    ax2.plot(t, [r["pending"] for r in rows], color="tab:red", alpha=0.6, label="pending pods")
+    ax2.step(t, [r["pending"] for r in rows], where="post", color="tab:red", alpha=0.6, label="pending pods")
     ax2.set_ylabel("pending pods")
+    ax2.yaxis.set_major_locator(MaxNLocator(integer=True))
+    ax2.set_ylim(bottom=0)
     for r in rows:
         if r["decision"] == "scale_up":
             ax.annotate("up", (r["t"], r["nodes"]), xytext=(0, 12), textcoords="offset points", ha="center",
@@ -164,7 +198,8 @@ def main(argv=None):
         if os.path.exists(path):
             os.unlink(path)
     env = dict(os.environ, LOCAL_CLUSTER_DIR=args.run_dir, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"),
-               ANSIBLE_FORCE_COLOR="0", PYTHONUNBUFFERED="1")
+               ANSIBLE_FORCE_COLOR="0", PYTHONUNBUFFERED="1",
+               ANSIBLE_CALLBACK_RESULT_FORMAT="json")
     proc = None
     rows = []
     interrupted = False
@@ -176,7 +211,10 @@ def main(argv=None):
     try:
         log("==> starting the local cluster (scenario %s)" % args.scenario)
         proc, info = start_cluster(args, args.run_dir)
-        duration = args.duration or float(info.get("duration") or 360)
+        duration = args.duration or scenario_duration(args.scenario) or 360.0
+        if info.get("prometheus_url"):
+            log("==> waiting for Prometheus to have node CPU rates (two scrapes)")
+            wait_for_usage_data(info["prometheus_url"])
         log("==> Kubernetes API %s, Prometheus %s, mock EC2 %s" % (
             info.get("api_url"), info.get("prometheus_url"), info.get("ec2_store")))
         log("==> running playbooks/autoscale.yml every %ss for %ss (Ctrl-C stops cleanly)" % (args.interval, duration))
