@@ -1,0 +1,187 @@
+"""Smoke test of the replay benchmark (bench/replay.py): a tiny window with each policy and the accounting.
+
+Not a timed test: it checks figures are consistent (oracle <= every policy's node-hours, pending times
+>= 0, flaps counted as documented), not how fast anything runs.
+"""
+import os
+
+import pytest
+
+from ansible_collections.k3s.autoscaler.plugins.module_utils import policy as pol
+from ansible_collections.k3s.autoscaler.plugins.module_utils.ec2_mock import MockEC2
+
+from bench import replay as R
+from local_cluster.clock import VirtualClock
+from local_cluster.simulation import Simulation
+from local_cluster.trace import resolve_trace_path
+from local_cluster.workloads import load_scenario
+
+POLICIES = [p for p in ("threshold", "binpacking") if p in pol.POLICIES]
+FAST = R.Settings(check_interval=30, tick=10)
+
+
+def _trace_available():
+    try:
+        resolve_trace_path(None)
+        return True
+    except Exception:
+        return False
+
+
+# ------------------------------------------------------------------ pure accounting
+@pytest.mark.parametrize("events, expected", [
+    ([], 0),
+    ([(0, "scale_up")], 0),
+    ([(0, "scale_up"), (300, "scale_down")], 1),              # up then down within 10 min
+    ([(0, "scale_down"), (600, "scale_up")], 1),              # down then up, exactly 10 min: counts
+    ([(0, "scale_up"), (601, "scale_down")], 0),              # just over 10 min apart
+    ([(0, "scale_up"), (300, "scale_down"), (500, "scale_up")], 2),
+    ([(0, "scale_up"), (100, "scale_up"), (200, "scale_down")], 1),  # one reversal
+    ([(0, "scale_down"), (100, "scale_down"), (5000, "scale_up")], 0),
+    ([(500, "scale_up"), (0, "scale_down")], 1),              # unsorted input is sorted by time
+    ([(0, "scale_up"), (10, "launch_failed"), (20, "scale_down")], 1),  # other events are ignored
+])
+def test_count_flaps_on_crafted_sequences(events, expected):
+    assert R.count_flaps(events, window=600) == expected
+
+
+def test_count_flaps_window_is_a_parameter():
+    assert R.count_flaps([(0, "scale_up"), (300, "scale_down")], window=120) == 0
+
+
+def test_percentile_interpolates_and_handles_empty():
+    assert R.percentile([], 95) is None
+    assert R.percentile([5.0], 95) == 5.0
+    assert R.percentile([0, 10], 50) == 5.0
+    assert R.percentile(list(range(101)), 95) == 95.0
+    assert R.percentile([3, 1, 2], 0) == 1
+
+
+def test_oracle_is_the_fractional_bound_after_daemonset_overhead():
+    cpu, mem = R.node_allocatable("m5.large")
+    assert cpu == 2.0 and mem == 8192 * 1024 * 1024 - 100 * 1024 * 1024
+    # 18 pods x 500m on m5.large with a 10m DaemonSet: 9 / 1.99 = 4.52 -> 5 (the integral need is 6)
+    assert R.oracle_nodes(9.0, 18 * 512 * 2 ** 20, cpu, mem, ds_cpu=0.01, ds_mem=16 * 2 ** 20) == 5
+    assert R.oracle_nodes(0.0, 0, cpu, mem, min_nodes=1) == 1
+    assert R.oracle_nodes(4.0, 0, 2.0, 10 ** 9) == 2  # exactly full: no extra node for float noise
+    # memory-bound demand
+    assert R.oracle_nodes(0.1, 20 * 2 ** 30, cpu, mem) == 3
+    with pytest.raises(ValueError, match="DaemonSet"):
+        R.oracle_nodes(1.0, 1, 2.0, 10, ds_cpu=2.0)
+
+
+# ------------------------------------------------------------------ the adapter and the drain hook
+def _sim(scenario="burst"):
+    clock = VirtualClock()
+    sim = Simulation(load_scenario(scenario), clock)
+    sim.start()
+    return clock, sim
+
+
+def test_observe_builds_k3s_metrics_shaped_inputs():
+    clock, sim = _sim("high")  # 12 x 500m on 1 m5.large agent -> Pending pods
+    clock.advance(10)
+    sim.tick()
+    inputs = R.observe(sim)
+    m = pol.validate_metrics(inputs["metrics"])
+    assert m["nodes"] == 1  # the control plane is listed but not counted
+    assert [n["control_plane"] for n in inputs["nodes_detail"]].count(True) == 1
+    pending = inputs["pending_pods_detail"]
+    assert m["pending_pods"] == len(pending) == len([p for p in sim.pending.values() if p.owner_kind != "DaemonSet"])
+    assert pending and all(p["owner_kind"] == "ReplicaSet" and p["age_seconds"] >= 0 for p in pending)
+    worker = next(n for n in inputs["nodes_detail"] if not n["control_plane"])
+    assert worker["instance_id"] and worker["ready"] is True
+    assert 0 <= worker["cpu_percent"] <= 100 and 0 <= worker["memory_percent"] <= 100
+    bound = [p for p in inputs["pods_detail"] if p["node"] == worker["name"]]
+    assert abs(sum(p["cpu_cores"] for p in bound) - worker["requested_cpu_cores"]) < 1e-9
+    assert inputs["instances"] == []  # no EC2 in this simulation
+
+
+def test_drain_evicts_into_pending_replacements(tmp_path):
+    run = R.build_scenario("burst", duration=60)
+    rp = R.Replay(run, "threshold", FAST, str(tmp_path))
+    rp.sim.start()
+    clock = rp.clock
+    clock.advance(10)
+    rp.sim.tick()
+    node = next(n for n in rp.sim.nodes.values() if n.instance_id)
+    before = [p for p in node.pods.values() if p.owner_kind != "DaemonSet"]
+    assert before
+    evicted = rp.drain(node.name)
+    assert sorted(evicted) == sorted(p.key for p in before)
+    assert node.unschedulable and all(p.owner_kind == "DaemonSet" for p in node.pods.values())
+    clock.advance(10)
+    rp.sim.tick()  # the ReplicaSet recreates them; nothing else can take them -> Pending
+    replacements = [p for p in rp.sim.pending.values() if p.owner_kind == "ReplicaSet"]
+    assert len(replacements) == len(before)
+    rp.ec2.close()
+
+
+def test_cached_ec2_sees_its_own_writes(tmp_path):
+    clock = VirtualClock()
+    ec2 = R.CachedEC2(MockEC2(store=str(tmp_path / "ec2.sqlite"), boot_seconds=30, shutdown_seconds=5,
+                              clock=clock), clock)
+    assert ec2.list_instances() == []
+    (inst,), _ = ec2.run_instances(1, {"instance_type": "m5.large", "image_id": "ami-0123456789abcdef0"})
+    assert [i["state"]["name"] for i in ec2.list_instances()] == ["pending"]
+    clock.advance(30)
+    assert [i["state"]["name"] for i in ec2.list_instances()] == ["running"]  # pending results are not cached
+    ec2.terminate_instances([inst["instance_id"]])
+    assert [i["state"]["name"] for i in ec2.list_instances()] == ["shutting-down"]
+    clock.advance(5)
+    assert [i["state"]["name"] for i in ec2.list_instances()] == ["terminated"]
+    ec2.close()
+
+
+# ------------------------------------------------------------------ tiny replays
+@pytest.fixture(scope="module")
+def burst_results(tmp_path_factory):
+    run = R.build_scenario("burst", duration=900)
+    tmp = str(tmp_path_factory.mktemp("replay"))
+    return {p: R.replay(run, p, FAST, tmp) for p in POLICIES}
+
+
+@pytest.mark.parametrize("policy", POLICIES)
+def test_burst_accounting(burst_results, policy):
+    r = burst_results[policy]
+    assert r.oracle_node_hours > 0
+    assert r.oracle_node_hours <= r.node_hours + 1e-9
+    assert r.pending_count > 0 and all(w >= 0 for w in [r.p50, r.p95, r.pending_max])
+    assert r.p50 <= r.p95 <= r.pending_max
+    # the burst needs more than the initial node: someone scaled up and the flaps match the events
+    assert r.scale_ups >= 1 and r.nodes_launched >= 1
+    assert r.scale_actions == r.scale_ups + r.scale_downs
+    assert r.flaps == R.count_flaps([(e["time"], e["direction"]) for e in r.events])
+    assert r.sim_seconds == 900 and r.wall_seconds > 0
+    # node-hours are at least (initial node for the whole window) and at most max_nodes for the whole window
+    assert 900 / 3600 - 1e-9 <= r.node_hours <= 5 * 900 / 3600 + 1e-9
+    series = r.series
+    assert len(series["t"]) == len(series["instances"]) == len(series["oracle"]) == 30
+
+
+def test_oracle_is_policy_independent(burst_results):
+    oracles = {round(r.oracle_node_hours, 9) for r in burst_results.values()}
+    assert len(oracles) == 1
+
+
+@pytest.mark.skipif(not _trace_available(), reason="Alibaba openb trace not at ../shared/traces/alibaba-openb/")
+@pytest.mark.parametrize("policy", POLICIES)
+def test_trace_window_accounting(tmp_path, policy):
+    # 3 hours of the real trace (Weng et al., USENIX ATC 2023), real size on m5.16xlarge
+    run = R.build_scenario("trace", trace_start=12.0e6, trace_days=0.125)
+    assert run.scenario.workloads and all(w.cpu <= 64 for w in run.scenario.workloads)
+    r = R.replay(run, policy, FAST, str(tmp_path))
+    assert r.oracle_node_hours <= r.node_hours + 1e-9
+    assert r.pending_count > 0 and r.p95 >= 0 and r.p50 >= 0
+
+
+def test_main_writes_json_and_png(tmp_path, capsys):
+    rc = R.main(["--scenarios", "burst", "--policies", ",".join(POLICIES + ["no-such-policy"]),
+                 "--out", str(tmp_path)])
+    assert rc == 0
+    out = capsys.readouterr().out
+    assert "no-such-policy" in out and "oracle (lower bound)" in out
+    assert os.path.getsize(tmp_path / "bench-replay.png") > 1000
+    import json
+    data = json.loads((tmp_path / "bench-replay.json").read_text())
+    assert {r["policy"] for r in data["results"]} == set(POLICIES)
