@@ -37,6 +37,9 @@ __metaclass__ = type
 
 import math
 
+from ansible_collections.k3s.autoscaler.plugins.module_utils.binpack import (
+    BINPACK_DEFAULTS, InputError, binpacking_policy, validate_binpack_config)
+
 SCALE_UP = "scale_up"
 SCALE_DOWN = "scale_down"
 NO_ACTION = "no_action"
@@ -60,6 +63,8 @@ DEFAULTS = {
     "dry_run": False,
     "check_mode": False,
 }
+# binpacking policy keys (validated by binpack.validate_binpack_config; ignored by threshold)
+DEFAULTS.update(BINPACK_DEFAULTS)
 
 REQUIRED_CONFIG = ("min_nodes", "max_nodes")
 CONFIG_KEYS = frozenset(REQUIRED_CONFIG) | frozenset(DEFAULTS)
@@ -198,6 +203,10 @@ def validate_config(cfg):
             raise ConfigError(field, "%s must be a boolean (true/false), got %s %r"
                               % (field, type(merged[field]).__name__, merged[field]))
         out[field] = merged[field]
+    try:
+        validate_binpack_config(merged, out)
+    except InputError as e:
+        raise ConfigError(e.field, e.message)
     return out
 
 
@@ -254,6 +263,14 @@ def validate_metrics(metrics):
         out[key] = v
     for key in PERCENT_METRICS:
         out[key] = _optional_percent(metrics, key)
+    ds = metrics.get("daemonset_requests")
+    if ds is not None:
+        if not isinstance(ds, dict) or any(not _is_number(ds.get(k)) or not math.isfinite(ds.get(k)) or ds.get(k) < 0
+                                           for k in ("cpu_cores", "memory_bytes")):
+            raise MetricsError("daemonset_requests", "metrics.daemonset_requests must be {cpu_cores: cores >= 0, "
+                                                     "memory_bytes: bytes >= 0} (query daemonset_requests of "
+                                                     "k3s.autoscaler.k3s_metrics), got %r" % (ds,))
+        out["daemonset_requests"] = {"cpu_cores": float(ds["cpu_cores"]), "memory_bytes": int(ds["memory_bytes"])}
     return out
 
 
@@ -406,17 +423,29 @@ def threshold_policy(m, cfg, nodes_detail=None, pending_pods_detail=None):
             "reason": "no_action: %d pending pods <= threshold %d and %s" % (pending, pthr, " and ".join(why))}
 
 
-POLICIES = {"threshold": threshold_policy}
+POLICIES = {"threshold": threshold_policy, "binpacking": binpacking_policy}
+
+#: Policies called with a 5th argument ``context`` = ``{"state", "now", "pods_detail",
+#: "instances"}``. They handle min/max bounds, candidates and timing themselves (decide()
+#: skips its bound corrections and cooldowns for them) and may return the extra keys
+#: ``candidates``, ``node_group``, ``terminate_instance_ids``, ``unfittable_pods``,
+#: ``unneeded``, ``explain`` and ``warnings``.
+CONTEXT_POLICIES = set(["binpacking"])
 
 
-def register_policy(name, fn):
+def register_policy(name, fn, context=False):
     """Register ``fn(metrics, config, nodes_detail, pending_pods_detail) -> proposal`` as ``name``.
 
     The proposal is ``{"decision", "count", "reason", "blocked_by"}``; decide()
     still enforces min/max bounds, candidates and cooldowns around it. The
     module's ``policy`` choices must be extended to expose a new name.
+    With ``context=True`` the function takes a 5th argument (see :data:`CONTEXT_POLICIES`).
     """
     POLICIES[name] = fn
+    if context:
+        CONTEXT_POLICIES.add(name)
+    else:
+        CONTEXT_POLICIES.discard(name)
 
 
 # --------------------------------------------------------------------------
@@ -452,7 +481,8 @@ def _cooldowns(cfg, last_up, last_down, now, warnings):
     return up, down
 
 
-def decide(metrics, config, state, now, nodes_detail=None, pending_pods_detail=None):
+def decide(metrics, config, state, now, nodes_detail=None, pending_pods_detail=None, pods_detail=None,
+           instances=None):
     """Decide scale_up / scale_down / no_action. Pure: same inputs, same output.
 
     :param metrics: the ``metrics`` dict from k3s.autoscaler.k3s_metrics.
@@ -466,9 +496,17 @@ def decide(metrics, config, state, now, nodes_detail=None, pending_pods_detail=N
         without it scale_down is blocked with ``no_candidates``).
     :param pending_pods_detail: list of pending pod dicts (informational for
         the threshold policy; passed on to the policy function).
+    :param pods_detail: list of pods bound to nodes (binpacking scale-down:
+        ``{namespace, name, node, cpu_cores, memory_bytes, owner_kind, daemonset,
+        safe_to_evict, pdb_disruptions_allowed, kube_system}``), see k8s_pods.py.
+    :param instances: the node groups' non-terminated EC2 instances
+        (``{instance_id, launch_time, state, node_group}`` or ec2_instance_info
+        items); binpacking counts those not yet registered as capacity on the way.
     :returns: dict with decision, count, current_nodes, desired_nodes (always
         within [min_nodes, max_nodes]), reason, blocked_by, candidates,
-        policy, dry_run, actionable, inputs, cooldowns, warnings.
+        policy, dry_run, actionable, inputs, cooldowns, warnings, and
+        node_group, terminate_instance_ids, unfittable_pods, unneeded
+        (binpacking: new {node: first_seen}; None for other policies), explain.
     :raises ConfigError, MetricsError: bad input (never a made-up decision).
     """
     cfg = config if isinstance(config, _ValidatedConfig) else validate_config(config)
@@ -499,8 +537,24 @@ def decide(metrics, config, state, now, nodes_detail=None, pending_pods_detail=N
     mn = cfg["min_nodes"]
     mx = cfg["max_nodes"]
 
-    # 1. bounds first: they override the policy.
-    if nodes < mn:
+    context_policy = cfg["policy"] in CONTEXT_POLICIES
+    for name, v in (("pods_detail", pods_detail), ("instances", instances)):
+        if v is not None and not isinstance(v, list):
+            raise MetricsError(name, "%s must be a list of dicts, got %s" % (name, type(v).__name__))
+
+    # 1. bounds first: they override the policy (context policies apply them themselves,
+    #    counting instances on the way).
+    if context_policy:
+        try:
+            prop = POLICIES[cfg["policy"]](m, cfg, nodes_detail, pending_pods_detail,
+                                           {"state": state, "now": float(now), "pods_detail": pods_detail,
+                                            "instances": instances})
+        except InputError as e:
+            if e.config:
+                raise ConfigError(e.field, e.message)
+            raise MetricsError(e.field, e.message)
+        warnings.extend(prop.get("warnings") or [])
+    elif nodes < mn:
         count = min(mn - nodes, cfg["max_scale_up_step"])
         prop = {"decision": SCALE_UP, "count": count, "blocked_by": [],
                 "reason": "scale_up: %d nodes < min_nodes %d; adding %d toward min_nodes (max_scale_up_step %d)"
@@ -530,7 +584,14 @@ def decide(metrics, config, state, now, nodes_detail=None, pending_pods_detail=N
 
     # 3. candidates for scale_down.
     candidates = []
-    if decision == SCALE_DOWN:
+    if decision == SCALE_DOWN and context_policy:
+        candidates = list(prop.get("candidates") or [])
+        count = min(count, len(candidates))
+        if not candidates:
+            blocked_by.append(BLOCKED_NO_CANDIDATES)
+            reason = _blocked(reason, "the policy named no candidate")
+            decision = NO_ACTION
+    elif decision == SCALE_DOWN:
         candidates = select_candidates(nodes_detail)
         if not candidates:
             blocked_by.append(BLOCKED_NO_CANDIDATES)
@@ -543,8 +604,11 @@ def decide(metrics, config, state, now, nodes_detail=None, pending_pods_detail=N
         else:
             count = min(count, len(candidates))
 
-    # 4. cooldowns.
-    if decision == SCALE_UP and up_left > 0:
+    # 4. cooldowns (context policies time themselves: instances on the way, unneeded time,
+    #    scale_down_delay_after_add).
+    if context_policy:
+        pass
+    elif decision == SCALE_UP and up_left > 0:
         reason = _blocked(reason, "blocked by cooldown: %ds remaining of scale_up_cooldown %ss since last_scale_up"
                           % (math.ceil(up_left), _fmt(cfg["scale_up_cooldown"])))
         blocked_by.append(BLOCKED_COOLDOWN)
@@ -587,7 +651,14 @@ def decide(metrics, config, state, now, nodes_detail=None, pending_pods_detail=N
             "now": float(now),
             "nodes_detail_count": None if nodes_detail is None else len(nodes_detail),
             "pending_pods_detail_count": None if pending_pods_detail is None else len(pending_pods_detail),
+            "pods_detail_count": None if pods_detail is None else len(pods_detail),
+            "instances_count": None if instances is None else len(instances),
         },
         "cooldowns": {"scale_up": up_left, "scale_down": down_left},
         "warnings": warnings,
+        "node_group": prop.get("node_group") if decision != NO_ACTION else None,
+        "terminate_instance_ids": list(prop.get("terminate_instance_ids") or []),
+        "unfittable_pods": list(prop.get("unfittable_pods") or []),
+        "unneeded": prop.get("unneeded") if context_policy else None,
+        "explain": prop.get("explain") or {},
     }

@@ -12,7 +12,18 @@ Schema (version 1)::
         {"time": <unix seconds>, "direction": "scale_up" | "scale_down", "count": <int>,
          "instance_ids": [<str>], "node_names": [<str>], "reason": <str>}
      ],
-     "totals": {"scale_up": <int>, "scale_down": <int>}}  # completed actions ever recorded
+     "totals": {"scale_up": <int>, "scale_down": <int>, "launch_failures": <int>},
+     # optional keys used by the binpacking policy (files without them stay valid):
+     "unneeded": {<node name>: <unix seconds first seen unneeded>},    # written by k3s_scale_decision
+     "backoff": {<node group>: {"until": <unix s>, "failures": <int>, "error_code": <str>}},
+     "node_backoff": {<node name>: {"until": <unix s>, "reason": <str>}}}  # after a failed drain
+
+Event ``direction`` is ``scale_up``, ``scale_down``, ``launch_failed`` (an EC2 launch of
+``node_group`` failed with ``error_code``; :func:`record_launch_failure` backs the group off
+300 s doubling per consecutive failure up to 1800 s) or ``drain_failed``
+(:func:`record_drain_failure` skips the node for a while). A recorded ``scale_up`` of a node
+group clears its backoff; a ``scale_down`` drops the removed nodes from ``unneeded`` and
+``node_backoff``.
 
 ``totals`` counts recorded scale actions (events, not nodes) per direction and is
 never trimmed, so ``k3s_autoscaler_scale_events_total`` (k3s_run_metrics) stays
@@ -47,10 +58,14 @@ import os
 import tempfile
 import time
 
+from ansible_collections.k3s.autoscaler.plugins.module_utils.binpack import backoff_seconds
+
 STATE_VERSION = 1
 DEFAULT_HISTORY_LIMIT = 100
 DEFAULT_LOCK_TIMEOUT = 30.0
 DIRECTIONS = ("scale_up", "scale_down")
+FAILURE_DIRECTIONS = ("launch_failed", "drain_failed")
+EVENT_DIRECTIONS = DIRECTIONS + FAILURE_DIRECTIONS
 
 
 class StateError(Exception):
@@ -99,8 +114,9 @@ def validate_state(data, path="<state>"):
             bad("events[%d] must be an object" % i)
         if not _is_time(ev.get("time")):
             bad("events[%d].time must be unix seconds, got %r" % (i, ev.get("time")))
-        if ev.get("direction") not in DIRECTIONS:
-            bad("events[%d].direction must be scale_up or scale_down, got %r" % (i, ev.get("direction")))
+        if ev.get("direction") not in EVENT_DIRECTIONS:
+            bad("events[%d].direction must be scale_up or scale_down, got %r (failure events: launch_failed, "
+                "drain_failed)" % (i, ev.get("direction")))
         cnt = ev.get("count")
         if not isinstance(cnt, int) or isinstance(cnt, bool) or cnt < 0:
             bad("events[%d].count must be an integer >= 0, got %r" % (i, cnt))
@@ -114,10 +130,24 @@ def validate_state(data, path="<state>"):
         totals = data["totals"]
         if not isinstance(totals, dict):
             bad("'totals' must be an object, got %s" % type(totals).__name__)
-        for d in DIRECTIONS:
+        for d in DIRECTIONS + ("launch_failures",):
             v = totals.get(d, 0)
             if not isinstance(v, int) or isinstance(v, bool) or v < 0:
                 bad("totals.%s must be an integer >= 0, got %r" % (d, v))
+    unneeded = data.get("unneeded", {})
+    if not isinstance(unneeded, dict) or not all(isinstance(k, str) and _is_time(v) for k, v in unneeded.items()):
+        bad("'unneeded' must be an object {node name: unix seconds}")
+    for key, fields in (("backoff", ("until", "failures")), ("node_backoff", ("until",))):
+        section = data.get(key, {})
+        if not isinstance(section, dict):
+            bad("%r must be an object, got %s" % (key, type(section).__name__))
+        for name, entry in section.items():
+            if not isinstance(entry, dict) or not _is_time(entry.get("until")):
+                bad("%s.%s.until must be unix seconds" % (key, name))
+            if "failures" in fields:
+                f = entry.get("failures")
+                if not isinstance(f, int) or isinstance(f, bool) or f < 0:
+                    bad("%s.%s.failures must be an integer >= 0, got %r" % (key, name, f))
     return data
 
 
@@ -131,6 +161,75 @@ def event_totals(state):
     if isinstance(totals, dict):
         return dict((d, int(totals.get(d, 0))) for d in DIRECTIONS)
     return dict((d, sum(1 for ev in state.get("events", []) if ev.get("direction") == d)) for d in DIRECTIONS)
+
+
+def launch_failure_total(state):
+    """Launch failures ever recorded (``totals.launch_failures``; 0 when absent)."""
+    totals = state.get("totals")
+    return int(totals.get("launch_failures", 0)) if isinstance(totals, dict) else 0
+
+
+def _append(new, time_s, direction, count, instance_ids, node_names, reason, history_limit, extra=None):
+    ev = {"time": float(time_s), "direction": direction, "count": int(count),
+          "instance_ids": [str(x) for x in (instance_ids or [])],
+          "node_names": [str(x) for x in (node_names or [])], "reason": reason or ""}
+    ev.update(extra or {})
+    new["events"].append(ev)
+    new["events"] = new["events"][-history_limit:]
+
+
+def _check_common(time_s, history_limit):
+    if not _is_time(time_s):
+        raise ValueError("time must be unix seconds >= 0, got %r" % (time_s,))
+    if not isinstance(history_limit, int) or isinstance(history_limit, bool) or history_limit < 1:
+        raise ValueError("history_limit must be an integer >= 1, got %r" % (history_limit,))
+
+
+def record_launch_failure(state, node_group, error_code, time_s, instance_ids=None, reason="",
+                          history_limit=DEFAULT_HISTORY_LIMIT):
+    """Pure: a launch in ``node_group`` failed with EC2 ``error_code`` (e.g. InsufficientInstanceCapacity).
+
+    ``backoff[node_group]`` becomes ``{"until": time_s + backoff, "failures": n, "error_code"}``
+    where n counts consecutive failures (reset by a recorded scale_up of the group) and the
+    backoff is 300 s * 2**(n-1), at most 1800 s (binpack.backoff_seconds). Appends a
+    ``launch_failed`` event and increments ``totals.launch_failures``. Cooldowns are untouched.
+    """
+    _check_common(time_s, history_limit)
+    if not node_group or not isinstance(node_group, str):
+        raise ValueError("node_group must be a non-empty string, got %r" % (node_group,))
+    new = copy.deepcopy(state)
+    backoff = new.setdefault("backoff", {})
+    failures = int((backoff.get(node_group) or {}).get("failures", 0)) + 1
+    until = float(time_s) + backoff_seconds(failures)
+    backoff[node_group] = {"until": until, "failures": failures, "error_code": str(error_code or "unknown")}
+    _append(new, time_s, "launch_failed", 0, instance_ids, [], reason or "launch in node group %s failed: %s"
+            % (node_group, error_code), history_limit, {"node_group": node_group, "error_code": str(error_code or "")})
+    totals = event_totals(state)
+    totals["launch_failures"] = launch_failure_total(state) + 1
+    new["totals"] = totals
+    return new
+
+
+def record_drain_failure(state, node_name, time_s, skip_seconds, reason="", history_limit=DEFAULT_HISTORY_LIMIT):
+    """Pure: draining ``node_name`` failed (node uncordoned by the caller); skip it for ``skip_seconds``.
+
+    Sets ``node_backoff[node_name] = {"until": time_s + skip_seconds, "reason"}``, drops the
+    node from ``unneeded`` (its unneeded time starts over) and appends a ``drain_failed`` event.
+    """
+    _check_common(time_s, history_limit)
+    new = copy.deepcopy(state)
+    new.setdefault("node_backoff", {})[node_name] = {"until": float(time_s) + float(skip_seconds),
+                                                     "reason": reason or "drain_failed"}
+    new.get("unneeded", {}).pop(node_name, None)
+    _append(new, time_s, "drain_failed", 0, [], [node_name], reason, history_limit)
+    return new
+
+
+def set_unneeded(state, unneeded):
+    """Pure: a new state whose ``unneeded`` map is ``unneeded`` ({node: first-seen unix seconds})."""
+    new = copy.deepcopy(state)
+    new["unneeded"] = dict((str(k), float(v)) for k, v in (unneeded or {}).items())
+    return new
 
 
 def _reject_constant(name):
@@ -295,12 +394,14 @@ def repair_state(path, now=None, lock_timeout=DEFAULT_LOCK_TIMEOUT):
 
 
 def record_event(state, direction, count, time_s, instance_ids=None, node_names=None, reason="",
-                 history_limit=DEFAULT_HISTORY_LIMIT):
+                 history_limit=DEFAULT_HISTORY_LIMIT, node_group=None):
     """Pure: return a new state with the event appended and last_scale_<direction> advanced.
 
     ``last_scale_up``/``last_scale_down`` become max(previous, time_s), so a
     late (back-dated) record never moves a cooldown backwards. ``events`` is
-    trimmed to the newest ``history_limit`` entries.
+    trimmed to the newest ``history_limit`` entries. A scale_up with
+    ``node_group`` clears that group's launch backoff; a scale_down drops
+    ``node_names`` from ``unneeded`` and ``node_backoff``.
     """
     if direction not in DIRECTIONS:
         raise ValueError("direction must be scale_up or scale_down, got %r" % (direction,))
@@ -320,7 +421,18 @@ def record_event(state, direction, count, time_s, instance_ids=None, node_names=
         "node_names": [str(x) for x in (node_names or [])],
         "reason": reason or "",
     })
+    if node_group:
+        new["events"][-1]["node_group"] = str(node_group)
+    if direction == "scale_up" and node_group and isinstance(new.get("backoff"), dict):
+        new["backoff"].pop(node_group, None)
+    if direction == "scale_down":
+        for n in node_names or []:
+            for key in ("unneeded", "node_backoff"):
+                if isinstance(new.get(key), dict):
+                    new[key].pop(str(n), None)
     new["totals"] = event_totals(state)
     new["totals"][direction] += 1
+    if launch_failure_total(state):
+        new["totals"]["launch_failures"] = launch_failure_total(state)
     new["events"] = new["events"][-history_limit:]
     return new

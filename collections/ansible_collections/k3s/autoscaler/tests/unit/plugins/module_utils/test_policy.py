@@ -321,13 +321,15 @@ CFG_ERRORS = [
      "invalid config max_scale_up_step: max_scale_up_step must be >= 1, got 0; the step is the number of nodes "
      "added per scale_up, use 1 or more"),
     ({"min_nodes": 1, "max_nodes": 3, "policy": "magic"},
-     "invalid config policy: unknown policy 'magic'; choose one of: threshold"),
+     "invalid config policy: unknown policy 'magic'; choose one of: binpacking, threshold"),
     ({"min_nodes": 1, "max_nodes": 3, "dry_run": "yes"},
      "invalid config dry_run: dry_run must be a boolean (true/false), got str 'yes'"),
     ({"min_nodes": 1, "max_nodes": 3, "cpu_treshold": 20},
      "invalid config cpu_treshold: unknown config key 'cpu_treshold'; valid keys are: check_mode, cpu_threshold, "
-     "dry_run, max_nodes, max_scale_up_step, memory_threshold, min_nodes, pending_pods_threshold, policy, "
-     "scale_down_cooldown, scale_up_cooldown"),
+     "daemonset_overhead, dry_run, instance_type, max_empty_bulk_delete, max_node_provision_time, max_nodes, "
+     "max_scale_up_step, memory_threshold, min_nodes, new_pod_scale_up_delay, node_group, node_groups, "
+     "node_reservation, pending_pods_threshold, policy, scale_down_cooldown, scale_down_delay_after_add, "
+     "scale_down_unneeded_time, scale_down_utilization_threshold, scale_up_cooldown"),
     ("min=1", "invalid config config: config must be a dict, got str"),
 ]
 
