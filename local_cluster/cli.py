@@ -93,7 +93,7 @@ def cmd_up(args) -> int:
                                     port=args.prometheus_port, binary=args.prometheus_binary,
                                     scrape_interval=args.scrape_interval,
                                     extra_target_file=args.extra_target_file)
-            prom.start()
+            prom.start(timeout=args.prometheus_start_timeout)
             log.info("prometheus at %s", prom.url)
         info = {"api_url": api.url, "kubeconfig": api.kubeconfig_path, "metrics_url": metrics.url,
                 "prometheus_url": prom.url if prom else None, "ec2_store": ec2_store, "k3s_url": api.url,
@@ -241,6 +241,9 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--no-prometheus", action="store_true")
     up.add_argument("--prometheus-binary", default="/usr/bin/prometheus")
     up.add_argument("--scrape-interval", type=float, default=5.0, help="seconds")
+    up.add_argument("--prometheus-start-timeout", type=float, default=60.0,
+                    help="seconds to wait for Prometheus to be ready with a first successful scrape of every job "
+                         "(raise it for 1,000-node clusters or long scrape intervals)")
     up.add_argument("--extra-target-file", default=None, help="file_sd file for job k3s-autoscaler (optional)")
     up.add_argument("--textfile-dir", default=None,
                     help="node-exporter textfile collector directory: its *.prom files are appended to /metrics and "
