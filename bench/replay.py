@@ -130,7 +130,7 @@ class ScenarioRun:
     note: str = ""
 
 
-def build_scenario(name: str, *, trace_start: float = 12.0e6, trace_days: float = 2.0,
+def build_scenario(name: str, *, trace_start: float = 12.0e6, trace_days: float = 7.0,
                    trace_instance_type: str = "m5.16xlarge", trace_path: str | None = None,
                    duration: float | None = None) -> ScenarioRun:
     """``burst`` / ``diurnal`` from ``local_cluster/scenarios`` played at speed 1 (scenario second = clock
@@ -158,9 +158,10 @@ def build_scenario(name: str, *, trace_start: float = 12.0e6, trace_days: float 
                        note="local_cluster/scenarios/%s.yaml at speed 1" % name)
 
 
-def policy_config(policy: str, run: ScenarioRun, s: Settings) -> dict:
+def policy_config(policy: str, run: ScenarioRun, s: Settings, overrides: dict | None = None) -> dict:
     """The policy config: the same min/max and cooldowns for every policy; threshold keeps the seed's
-    settings (pending_pods_threshold 0, cpu/memory 20 %, one node per scale_up)."""
+    settings (pending_pods_threshold 0, cpu/memory 20 %, one node per scale_up). ``overrides`` (``--set``)
+    apply to every policy but threshold (e.g. ``new_pod_scale_up_delay=10`` for binpacking)."""
     cfg = {"policy": policy, "min_nodes": run.min_nodes, "max_nodes": run.max_nodes,
            "pending_pods_threshold": 0, "cpu_threshold": 20.0, "memory_threshold": 20.0,
            "scale_up_cooldown": s.scale_up_cooldown, "scale_down_cooldown": s.scale_down_cooldown,
@@ -170,6 +171,12 @@ def policy_config(policy: str, run: ScenarioRun, s: Settings) -> dict:
     extra = {"node_group": run.scenario.autoscaler.get("node_group", "default"), "instance_type": run.instance_type}
     for k, v in extra.items():  # only keys the (current) policy module knows
         if k in pol.CONFIG_KEYS and policy != "threshold":
+            cfg[k] = v
+    if policy != "threshold":
+        for k, v in (overrides or {}).items():
+            if k not in pol.CONFIG_KEYS:
+                raise pol.ConfigError(k, "--set %s: not a policy config key; valid keys: %s"
+                                      % (k, ", ".join(sorted(pol.CONFIG_KEYS))))
             cfg[k] = v
     return pol.validate_config(cfg)
 
@@ -185,13 +192,18 @@ def percentile(values, p):
     return xs[lo] + (xs[hi] - xs[lo]) * (k - lo)
 
 
+def flap_pairs(events, window=600.0):
+    """The flapping pairs of :func:`count_flaps`: ``[(t1, d1, t2, d2)]`` in time order."""
+    evs = sorted((float(t), d) for t, d in events if d in ("scale_up", "scale_down"))
+    return [(t1, d1, t2, d2) for (t1, d1), (t2, d2) in zip(evs, evs[1:]) if d1 != d2 and t2 - t1 <= window]
+
+
 def count_flaps(events, window=600.0):
     """Flaps in a list of ``(time_s, direction)`` scale actions (``scale_up``/``scale_down``, any order):
     the number of consecutive actions (in time order) of opposite direction less than or equal to
     ``window`` seconds apart. up@0, down@300, up@500 -> 2; up@0, down@700 -> 0; up, up, down (all within
     10 min) -> 1."""
-    evs = sorted((float(t), d) for t, d in events if d in ("scale_up", "scale_down"))
-    return sum(1 for (t1, d1), (t2, d2) in zip(evs, evs[1:]) if d1 != d2 and t2 - t1 <= window)
+    return len(flap_pairs(events, window))
 
 
 def node_allocatable(instance_type: str, reservation: kl.Reservation | None = None) -> tuple[float, int]:
@@ -211,6 +223,26 @@ def oracle_nodes(demand_cpu: float, demand_mem: float, alloc_cpu: float, alloc_m
                          "%s bytes allocatable" % (ds_cpu, ds_mem, alloc_cpu, alloc_mem))
     need = max(demand_cpu / eff_cpu, demand_mem / eff_mem)
     return max(int(min_nodes), int(math.ceil(need - 1e-9)))
+
+
+def ffd_nodes(pods, alloc_cpu: float, alloc_mem: float, ds_cpu: float = 0.0, ds_mem: float = 0.0,
+              min_nodes: int = 0) -> int:
+    """Nodes a first-fit-decreasing packing of ``pods`` ((cpu cores, memory bytes) pairs) onto EMPTY nodes
+    needs (per-node room = allocatable - DaemonSet requests). An integral, achievable reference (FFD <=
+    11/9 OPT + 6/9), NOT a lower bound; pods larger than a node are ignored (no node can hold them)."""
+    eff_cpu, eff_mem = alloc_cpu - ds_cpu, alloc_mem - ds_mem
+    bins: list[list[float]] = []
+    for cpu, mem in sorted(pods, key=lambda p: -max(p[0] / eff_cpu, p[1] / eff_mem)):
+        if cpu > eff_cpu + 1e-9 or mem > eff_mem:
+            continue
+        for b in bins:
+            if cpu <= b[0] + 1e-9 and mem <= b[1]:
+                b[0] -= cpu
+                b[1] -= mem
+                break
+        else:
+            bins.append([eff_cpu - cpu, eff_mem - mem])
+    return max(int(min_nodes), len(bins))
 
 
 class PendingTracker:
@@ -363,7 +395,7 @@ class CachedEC2:
         self._cache: dict[str, tuple[float, list]] = {}
 
     def list_instances(self, filters=None, instance_ids=None, include_expired=False, all_regions=False):
-        key = json.dumps([filters, instance_ids, include_expired, all_regions], sort_keys=True, default=str)
+        key = repr((filters, instance_ids, include_expired, all_regions))
         now = self.clock()
         hit = self._cache.get(key)
         if hit is not None and now - hit[0] <= self.max_age:
@@ -407,6 +439,7 @@ class RunResult:
     policy: str
     node_hours: float
     oracle_node_hours: float
+    ffd_node_hours: float
     pending_count: int
     pending_censored: int
     p50: float | None
@@ -420,6 +453,7 @@ class RunResult:
     never_joined_terminated: int
     launch_failures: int
     flaps: int
+    flaps_down_up: int
     sim_seconds: float
     wall_seconds: float
     decisions: dict = field(default_factory=dict)
@@ -447,9 +481,9 @@ class RunResult:
 class Replay:
     """One scenario x one policy."""
 
-    def __init__(self, run: ScenarioRun, policy: str, settings: Settings, workdir: str):
+    def __init__(self, run: ScenarioRun, policy: str, settings: Settings, workdir: str, overrides: dict | None = None):
         self.run, self.policy, self.s = run, policy, settings
-        self.config = policy_config(policy, run, settings)
+        self.config = policy_config(policy, run, settings, overrides)
         self.clock = VirtualClock()
         self.store = os.path.join(workdir, "ec2-%s-%s.sqlite" % (run.name, policy))
         for suffix in ("", "-wal", "-shm"):
@@ -467,6 +501,8 @@ class Replay:
         self.alive: dict[str, float] = {}   # instance_id -> launch time (billed)
         self.instance_seconds = 0.0
         self.oracle_seconds = 0.0
+        self.ffd_seconds = 0.0
+        self._ffd_cache: tuple = (None, 0)
         self.events: list[dict] = []
         self.decisions: dict[str, int] = {}
         self.launch_failures = 0
@@ -480,15 +516,23 @@ class Replay:
     def _bill(self, t0: float, t1: float) -> None:
         self.instance_seconds += len(self.alive) * (t1 - t0)
 
-    def _oracle_now(self) -> tuple[int, float]:
+    def _oracle_now(self) -> tuple[int, float, int]:
+        """(fractional lower bound, demand in node-equivalents, FFD reference) for the pods now."""
         cpu = mem = 0.0
+        count = 0
         for p in self.sim.pods.values():
             if p.pinned_node is None:
                 cpu += p.cpu
                 mem += p.memory
+                count += 1
         n = oracle_nodes(cpu, mem, self.alloc[0], self.alloc[1], self.ds[0], self.ds[1], self.run.min_nodes)
         frac = max(cpu / (self.alloc[0] - self.ds[0]), mem / (self.alloc[1] - self.ds[1]))
-        return n, frac
+        key = (count, round(cpu, 6), int(mem))
+        if self._ffd_cache[0] != key:
+            pods = [(p.cpu, p.memory) for p in self.sim.pods.values() if p.pinned_node is None]
+            self._ffd_cache = (key, ffd_nodes(pods, self.alloc[0], self.alloc[1], self.ds[0], self.ds[1],
+                                              self.run.min_nodes))
+        return n, frac, self._ffd_cache[1]
 
     # ---- acting (what the autoscale role does with a decision)
     def _group_instance_type(self, group) -> str:
@@ -588,7 +632,11 @@ class Replay:
         decision = pol.decide(inputs["metrics"], self.config, self.state, now, **decide_kwargs(inputs))
         self.decisions[decision["decision"]] = self.decisions.get(decision["decision"], 0) + 1
         self._apply_state_updates(decision)
+        n_events = len(self.events)
         self.apply(decision, now)
+        for ev in self.events[n_events:]:  # what drove each action (kept in the JSON)
+            ev.update(reason=decision["reason"], pending_pods=inputs["metrics"]["pending_pods"],
+                      nodes=inputs["metrics"]["nodes"], instances=len(inputs["instances"]))
         return decision
 
     def execute(self) -> RunResult:
@@ -606,7 +654,7 @@ class Replay:
             if now >= next_check:
                 self.check(now)
                 next_check += s.check_interval
-                n_or, frac = self._oracle_now()
+                n_or, frac, _ = self._oracle_now()
                 self.series["t"].append(now - start)
                 self.series["instances"].append(len(self.alive))
                 self.series["ready_nodes"].append(sum(1 for n in sim.nodes.values()
@@ -614,8 +662,9 @@ class Replay:
                 self.series["oracle"].append(n_or)
                 self.series["demand_nodes"].append(round(frac, 3))
             step = min(s.tick, end - now)
-            n_or, _ = self._oracle_now()
+            n_or, _, n_ffd = self._oracle_now()
             self.oracle_seconds += n_or * step
+            self.ffd_seconds += n_ffd * step
             self._bill(now, now + step)
             self.clock.advance(step)
             now = self.clock()
@@ -632,25 +681,30 @@ class Replay:
         downs = sum(1 for e in self.events if e["direction"] == "scale_down")
         return RunResult(
             scenario=self.run.name, policy=self.policy, node_hours=self.instance_seconds / 3600.0,
-            oracle_node_hours=self.oracle_seconds / 3600.0, pending_count=len(waits),
+            oracle_node_hours=self.oracle_seconds / 3600.0, ffd_node_hours=self.ffd_seconds / 3600.0,
+            pending_count=len(waits),
             pending_censored=self.tracker.censored, p50=percentile(waits, 50), p95=percentile(waits, 95),
             pending_max=max(waits) if waits else None, scale_actions=ups + downs,
             scale_ups=ups, scale_downs=downs,
             nodes_launched=sum(e.get("count", 0) for e in self.events if e["direction"] == "scale_up"),
             nodes_removed=downs, never_joined_terminated=self.never_joined, launch_failures=self.launch_failures,
-            flaps=count_flaps(flap_events, s.flap_window), sim_seconds=self.run.duration, wall_seconds=wall,
+            flaps=count_flaps(flap_events, s.flap_window),
+            flaps_down_up=sum(1 for f in flap_pairs(flap_events, s.flap_window) if f[1] == "scale_down"),
+            sim_seconds=self.run.duration, wall_seconds=wall,
             decisions=dict(self.decisions), series=self.series, events=self.events)
 
 
-def replay(run: ScenarioRun, policy: str, settings: Settings | None = None, workdir: str | None = None) -> RunResult:
-    """Replay ``run`` with ``policy``; returns the figures."""
+def replay(run: ScenarioRun, policy: str, settings: Settings | None = None, workdir: str | None = None,
+           overrides: dict | None = None) -> RunResult:
+    """Replay ``run`` with ``policy``; returns the figures. ``overrides``: config keys for non-threshold
+    policies (see :func:`policy_config`)."""
     settings = settings or Settings()
     if policy not in pol.POLICIES:
         raise KeyError("policy %r is not registered in policy.POLICIES (%s)" % (policy, ", ".join(sorted(pol.POLICIES))))
     if workdir is None:
         with tempfile.TemporaryDirectory(prefix="bench-replay-") as tmp:
-            return Replay(run, policy, settings, tmp).execute()
-    return Replay(run, policy, settings, workdir).execute()
+            return Replay(run, policy, settings, tmp, overrides).execute()
+    return Replay(run, policy, settings, workdir, overrides).execute()
 
 
 # --------------------------------------------------------------------------------------------- report
@@ -664,7 +718,8 @@ def targets(results: dict, scenario: str, candidate: str, baseline: str, s: Sett
         {"target": "node-hours <= 1.15 x oracle", "value": "%.3f x" % c.ratio, "met": c.ratio <= 1.15},
         {"target": "p95 pending <= boot %gs + 2 x check %gs = %gs" % (s.boot_seconds, s.check_interval, limit),
          "value": "%.0f s" % c.p95 if c.p95 is not None else "n/a", "met": c.p95 is not None and c.p95 <= limit},
-        {"target": "0 flaps", "value": str(c.flaps), "met": c.flaps == 0},
+        {"target": "0 flaps", "value": "%d (%d scale_up->scale_down, %d scale_down->scale_up)"
+                                        % (c.flaps, c.flaps - c.flaps_down_up, c.flaps_down_up), "met": c.flaps == 0},
     ]
     if b is not None and b.p95 is not None and c.p95 is not None:
         cut = 1.0 - c.p95 / b.p95 if b.p95 > 0 else 0.0
@@ -680,18 +735,23 @@ def _fmt(v, spec="%.0f"):
 
 
 def format_table(results: dict, runs: dict) -> str:
-    head = ("scenario", "policy", "node-h", "x oracle", "p50 pend s", "p95 pend s", "actions", "flaps", "days/s")
+    head = ("scenario", "policy", "node-h", "x oracle", "pods", "p50 pend s", "p95 pend s", "actions",
+            "flaps (up>down/down>up)", "days/s")
     rows = []
     for scen in runs:
-        oracle = next((r.oracle_node_hours for (sc, _p), r in results.items() if sc == scen), None)
-        if oracle is not None:
-            rows.append((scen, "oracle (lower bound)", "%.2f" % oracle, "1.000", "0", "0", "-", "-", "-"))
+        first = next((r for (sc, _p), r in results.items() if sc == scen), None)
+        if first is not None:
+            rows.append((scen, "oracle (lower bound)", "%.2f" % first.oracle_node_hours, "1.000", "-", "0", "0", "-",
+                         "-", "-"))
+            rows.append((scen, "(ffd packing, 0 boot)", "%.2f" % first.ffd_node_hours,
+                         "%.3f" % (first.ffd_node_hours / first.oracle_node_hours), "-", "0", "0", "-", "-", "-"))
         for (sc, p), r in results.items():
             if sc != scen:
                 continue
-            rows.append((sc, p, "%.2f" % r.node_hours, "%.3f" % r.ratio, _fmt(r.p50), _fmt(r.p95),
-                         "%d (+%d/-%d)" % (r.scale_actions, r.scale_ups, r.scale_downs), str(r.flaps),
-                         "%.1f" % r.days_per_second))
+            rows.append((sc, p, "%.2f" % r.node_hours, "%.3f" % r.ratio, str(r.pending_count), _fmt(r.p50),
+                         _fmt(r.p95), "%d (+%d/-%d)" % (r.scale_actions, r.scale_ups, r.scale_downs),
+                         "%d (%d/%d)" % (r.flaps, r.flaps - r.flaps_down_up, r.flaps_down_up),
+                         "%.2f" % r.days_per_second))
     widths = [max(len(str(x)) for x in col) for col in zip(head, *rows)]
     line = lambda cells: "| " + " | ".join(str(c).ljust(w) for c, w in zip(cells, widths)) + " |"  # noqa: E731
     out = [line(head), "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
@@ -741,10 +801,20 @@ def main(argv=None) -> int:
         ap.add_argument("--" + f.name.replace("_", "-"), type=type(f.default), default=f.default)
     ap.add_argument("--trace", default=None, help="openb pod list CSV (default ../shared/traces/alibaba-openb/...)")
     ap.add_argument("--trace-start", type=float, default=12.0e6, help="trace seconds")
-    ap.add_argument("--trace-days", type=float, default=2.0)
+    ap.add_argument("--trace-days", type=float, default=7.0)
     ap.add_argument("--trace-instance-type", default="m5.16xlarge")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="policy config override for every policy but threshold (YAML value), e.g. "
+                         "--set new_pod_scale_up_delay=10; repeatable")
     ap.add_argument("--out", default=os.path.join(REPO_ROOT, "out"))
     args = ap.parse_args(argv)
+    import yaml
+    overrides = {}
+    for item in args.set:
+        key, sep, value = item.partition("=")
+        if not sep:
+            ap.error("--set %r: expected KEY=VALUE" % item)
+        overrides[key.strip()] = yaml.safe_load(value)
     s = Settings(**{f.name: getattr(args, f.name) for f in dataclasses.fields(Settings)})
     del s0
 
@@ -758,6 +828,8 @@ def main(argv=None) -> int:
     for name in [x.strip() for x in args.scenarios.split(",") if x.strip()]:
         runs[name] = build_scenario(name, trace_start=args.trace_start, trace_days=args.trace_days,
                                     trace_instance_type=args.trace_instance_type, trace_path=args.trace)
+    if overrides:
+        print("policy overrides (all but threshold): %s" % overrides)
     print("replay: check interval %gs, tick %gs, node boot %gs (EC2 %gs + join %gs), cooldowns up %gs / down %gs, "
           "max_scale_up_step %d (threshold: 1)" % (s.check_interval, s.tick, s.boot_seconds, s.ec2_boot, s.join,
                                                     s.scale_up_cooldown, s.scale_down_cooldown, s.max_scale_up_step))
@@ -767,7 +839,7 @@ def main(argv=None) -> int:
             print("%s: %s; %g h, %s, min %d / max %d nodes" % (name, run.note, run.duration / 3600.0, run.instance_type,
                                                              run.min_nodes, run.max_nodes))
             for p in policies:
-                r = replay(run, p, s, tmp)
+                r = replay(run, p, s, tmp, overrides)
                 results[(name, p)] = r
                 print("  %-11s %.2f node-h (oracle %.2f), p95 pending %s s, %d actions, %d flaps, %.2f s wall"
                       % (p, r.node_hours, r.oracle_node_hours, _fmt(r.p95), r.scale_actions, r.flaps, r.wall_seconds))
@@ -788,6 +860,9 @@ def main(argv=None) -> int:
     png_path = os.path.join(args.out, "bench-replay.png")
     with open(json_path, "w", encoding="utf-8") as fh:
         json.dump({"settings": dataclasses.asdict(s), "boot_seconds": s.boot_seconds, "citation": CITATION,
+                   "policy_overrides": overrides,
+                   "configs": {p: {k: v for k, v in policy_config(p, next(iter(runs.values())), s, overrides).items()
+                                   if k != "node_groups_resolved"} for p in policies} if runs else {},
                    "scenarios": {k: {"note": v.note, "duration_s": v.duration, "instance_type": v.instance_type,
                                      "min_nodes": v.min_nodes, "max_nodes": v.max_nodes} for k, v in runs.items()},
                    "results": [r.to_dict() for r in results.values()], "targets": report_targets},

@@ -45,6 +45,20 @@ def test_count_flaps_on_crafted_sequences(events, expected):
     assert R.count_flaps(events, window=600) == expected
 
 
+def test_flap_pairs_name_the_direction():
+    pairs = R.flap_pairs([(0, "scale_up"), (300, "scale_down"), (500, "scale_up")])
+    assert [(d1, d2) for _t1, d1, _t2, d2 in pairs] == [("scale_up", "scale_down"), ("scale_down", "scale_up")]
+
+
+def test_ffd_reference_is_integral_and_skips_pods_no_node_holds():
+    cpu, mem = R.node_allocatable("m5.large")
+    pods = [(0.5, 512 * 2 ** 20)] * 18
+    # 3 pods of 500m per m5.large once the 10m DaemonSet is on it -> 6 nodes (the fractional bound says 5)
+    assert R.ffd_nodes(pods, cpu, mem, ds_cpu=0.01, ds_mem=16 * 2 ** 20) == 6
+    assert R.ffd_nodes([(4.0, 1)], cpu, mem, min_nodes=1) == 1  # a 4-core pod fits no m5.large
+    assert R.ffd_nodes([(1.5, 1), (0.6, 1), (0.5, 1), (1.4, 1)], 2.0, 10 ** 9) == 2  # 1.5+0.5, 1.4+0.6
+
+
 def test_count_flaps_window_is_a_parameter():
     assert R.count_flaps([(0, "scale_up"), (300, "scale_down")], window=120) == 0
 
