@@ -38,6 +38,7 @@ TICK = 0.5
 REMOVE_GRACE = 5
 
 DAEMONSET = "DaemonSet"
+GONE = ("shutting-down", "terminated")  # EC2 state.name of a terminated instance
 
 
 def wait_for(predicate, timeout, what, interval=0.25):
@@ -357,6 +358,39 @@ class Watcher:
         self._stop.set()
         self._thread.join(30)
         return False
+
+
+def assert_cordon_drain_then_terminate(c, run, watcher):
+    """The scale_down of ``run`` cordoned and drained its candidate before terminating its instance:
+    task order in the playbook output, the state-file event, and the watcher's snapshots (the node was
+    unschedulable with no non-DaemonSet pods when its instance left ``running``, and was seen so while the
+    instance was still running). Returns (node name, instance_id)."""
+    d = run.decision
+    cand = d["candidates"][0]
+    node, iid = cand["name"], cand["instance_id"]
+    names = run.task_names
+    i_drain = next(i for i, n in enumerate(names) if n.startswith("Cordon and drain %s through" % node))
+    i_term = next(i for i, n in enumerate(names) if n.startswith("Terminate instance %s" % iid))
+    i_rec = names.index("Record the scale-down in the state file")
+    assert i_drain < i_term < i_rec, names
+    assert run.result("Cordon and drain %s through" % node)["changed"] is True
+    assert not any(n.startswith("Uncordon") for n in names), names
+
+    state = c.instances()[iid]["state"]["name"]
+    assert state in GONE, state
+    event = c.read_state()["events"][-1]
+    assert (event["direction"], event["instance_ids"], event["node_names"]) == ("scale_down", [iid], [node])
+
+    assert not watcher.errors, watcher.errors
+    snaps = [s for s in watcher.snapshots if node in s["nodes"]]
+    first_gone = next((s for s in snaps if s["ec2_before"].get(iid) in GONE), None)
+    assert first_gone is not None, "the watcher never saw %s leave running while %s existed" % (iid, node)
+    assert first_gone["nodes"][node]["unschedulable"] is True, "node not cordoned when its instance terminated"
+    assert first_gone["pods"].get(node, []) == [], "non-DaemonSet pods still on the node at termination"
+    # seen cordoned and drained while the instance was still running (the EC2 read after the Kubernetes read)
+    assert any(s["ec2_after"].get(iid) == "running" and s["nodes"][node]["unschedulable"]
+               and not s["pods"].get(node) for s in snaps), "never observed cordoned+drained before terminate"
+    return node, iid
 
 
 @contextlib.contextmanager

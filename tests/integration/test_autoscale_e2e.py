@@ -10,12 +10,11 @@ import time
 
 import pytest
 
-from e2e_harness import (BOOT_SECONDS, JOIN_SECONDS, Watcher, provider_instance, requires_stack,
-                      wait_for)
+from e2e_harness import (BOOT_SECONDS, GONE, JOIN_SECONDS, Watcher, assert_cordon_drain_then_terminate,
+                         provider_instance, requires_stack, wait_for)
 
 pytestmark = [pytest.mark.integration, pytest.mark.prometheus, requires_stack]
 
-GONE = ("shutting-down", "terminated")
 
 
 def scenario_vars(cluster, **overrides):
@@ -236,35 +235,6 @@ def run_until(c, ev, decision, timeout, check=False, each=None):
         held.append(d["reason"])
         assert time.monotonic() < deadline, "no %s within %ss; reasons: %s" % (decision, timeout, held)
         time.sleep(1)  # pacing between cycles, not an assertion
-
-
-def assert_cordon_drain_then_terminate(c, run, watcher):
-    d = run.decision
-    cand = d["candidates"][0]
-    node, iid = cand["name"], cand["instance_id"]
-    names = run.task_names
-    i_drain = next(i for i, n in enumerate(names) if n.startswith("Cordon and drain %s through" % node))
-    i_term = next(i for i, n in enumerate(names) if n.startswith("Terminate instance %s" % iid))
-    i_rec = names.index("Record the scale-down in the state file")
-    assert i_drain < i_term < i_rec, names
-    assert run.result("Cordon and drain %s through" % node)["changed"] is True
-    assert not any(n.startswith("Uncordon") for n in names), names
-
-    state = c.instances()[iid]["state"]["name"]
-    assert state in GONE, state
-    event = c.read_state()["events"][-1]
-    assert (event["direction"], event["instance_ids"], event["node_names"]) == ("scale_down", [iid], [node])
-
-    assert not watcher.errors, watcher.errors
-    snaps = [s for s in watcher.snapshots if node in s["nodes"]]
-    first_gone = next((s for s in snaps if s["ec2_before"].get(iid) in GONE), None)
-    assert first_gone is not None, "the watcher never saw %s leave running while %s existed" % (iid, node)
-    assert first_gone["nodes"][node]["unschedulable"] is True, "node not cordoned when its instance terminated"
-    assert first_gone["pods"].get(node, []) == [], "non-DaemonSet pods still on the node at termination"
-    # seen cordoned and drained while the instance was still running (the EC2 read after the Kubernetes read)
-    assert any(s["ec2_after"].get(iid) == "running" and s["nodes"][node]["unschedulable"]
-               and not s["pods"].get(node) for s in snaps), "never observed cordoned+drained before terminate"
-    return node, iid
 
 
 class TestLowLoad:
