@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from e2e_harness import (BOOT_SECONDS, GONE, JOIN_SECONDS, Watcher, assert_cordon_drain_then_terminate,
+from e2e_harness import (BOOT_SECONDS, JOIN_SECONDS, Watcher, assert_cordon_drain_then_terminate,
                          provider_instance, requires_stack, wait_for)
 
 pytestmark = [pytest.mark.integration, pytest.mark.prometheus, requires_stack]
