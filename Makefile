@@ -11,7 +11,7 @@ PYTEST_ARGS ?=
 SCENARIO ?= burst
 TRACE ?=
 
-.PHONY: help setup run test unit sanity clean
+.PHONY: help setup run test unit sanity lint validate molecule clean
 
 help: ## list targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk -F':.*?## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -22,9 +22,22 @@ setup: ## install everything (apt prometheus, .venv with pinned requirements, an
 run: setup ## the main job on the local cluster: scenario $(SCENARIO) (SCENARIO=steady|burst|diurnal|normal|high|low|boundary|trace)
 	@cd $(ROOT) && $(PY) scripts/demo.py --scenario $(SCENARIO) $(if $(TRACE),--trace $(TRACE),)
 
-test: setup ## run every test: unit + integration (pytest), ansible-doc, ansible-test sanity
+test: setup ## run every test: lint, validate, pytest (unit + integration), molecule, ansible-test sanity
+	@$(MAKE) --no-print-directory lint
+	@$(MAKE) --no-print-directory validate
 	@$(MAKE) --no-print-directory unit
+	@$(MAKE) --no-print-directory molecule
 	@$(MAKE) --no-print-directory sanity
+
+validate: ## validate every inventory against the roles' argument specs
+	@cd $(ROOT) && $(PY) scripts/validate_inventories.py
+
+lint: ## ansible-lint, production profile, offline (playbooks, roles, inventories, collection)
+	@cd $(ROOT) && $(VENV)/bin/ansible-lint
+
+molecule: ## one molecule scenario per role (default driver, localhost)
+	@for r in prometheus grafana k3s_manifests autoscaler_timer; do \
+	  echo "==> molecule test roles/$$r"; (cd $(ROOT)/roles/$$r && $(VENV)/bin/molecule test) || exit 1; done
 
 unit: ## pytest: collection unit tests and repo tests
 	@cd $(ROOT) && { $(PY) -m pytest $(PYTEST_ARGS); rc=$$?; \
