@@ -539,7 +539,8 @@ def binpacking_policy(m, cfg, nodes_detail, pending_pods_detail, context):
     :param nodes_detail: k3s_metrics ``nodes_detail`` (list) or None.
     :param pending_pods_detail: k3s_metrics ``pending_pods_detail`` or None.
     :param context: ``{"state": dict|None, "now": float, "pods_detail": list|None,
-        "instances": list|None}``. ``state`` keys read: ``last_scale_up``, ``unneeded``
+        "instances": list|None, "pods_detail_nodes": list|None}`` (``pods_detail_nodes``: the
+        nodes pods_detail covers; None = all nodes; pods of other nodes are unknown). ``state`` keys read: ``last_scale_up``, ``unneeded``
         ({node: first_seen unix s}), ``backoff`` ({group: {until, failures}}), ``node_backoff``
         ({node: {until, reason}}).
     :returns: proposal ``{decision, count, reason, blocked_by, candidates, node_group,
@@ -625,7 +626,9 @@ def binpacking_policy(m, cfg, nodes_detail, pending_pods_detail, context):
             backed_off[g["name"]] = b
     explain["backoff"] = dict((k, dict(v, remaining_seconds=v["until"] - now)) for k, v in backed_off.items())
 
-    result = {"decision": "no_action", "count": 0, "blocked_by": [], "candidates": [], "node_group": None,
+    pods_nodes = context.get("pods_detail_nodes")
+    result = {"_pods_nodes": None if pods_nodes is None else set(pods_nodes),
+              "decision": "no_action", "count": 0, "blocked_by": [], "candidates": [], "node_group": None,
               "terminate_instance_ids": [r["instance_id"] for r in terminate], "unfittable_pods": [],
               "unneeded": {}, "explain": explain, "warnings": warnings}
 
@@ -692,6 +695,26 @@ def binpacking_policy(m, cfg, nodes_detail, pending_pods_detail, context):
         up["fit_in_flight"] = [dict(_pod_ref(p), instance_id=b) for p, b in res["placements"]]
         remaining = res["unplaced"]
     up["eligible_pods"] = [_pod_ref(p) for p in remaining]
+
+    # bounds: above max_nodes remove one node (the least utilised one no pod or annotation protects)
+    if total_nodes > cfg["max_nodes"]:
+        _scale_down_analysis(result, cfg, workers, pods_by_node, pods_given, state, now, gmap,
+                             count_by_group, total_nodes, pending_fittable, allow_removal=False)
+        order = {"removable": 0, "unneeded": 1, "backoff": 2, "needed": 3}
+        pool = [r for r in result["explain"]["scale_down"]["nodes"]
+                if r["status"] in order and r["instance_id"] and r["utilization"] is not None]
+        if pool:
+            r = min(pool, key=lambda x: (order[x["status"]], x["utilization"], x["name"]))
+            result.update(decision="scale_down", count=1, node_group=r["node_group"], bounds_applied=True,
+                          candidates=[_candidate(r)],
+                          reason="scale_down: %d nodes > max_nodes %d; removing 1 toward max_nodes: %s "
+                                 "(utilisation %s, %s)" % (total_nodes, cfg["max_nodes"], r["name"],
+                                                           _fmt(r["utilization"]), r["reason"] or r["status"]))
+        else:
+            result["reason"] = ("no_action: %d nodes > max_nodes %d but every node is protected or unknown"
+                                % (total_nodes, cfg["max_nodes"]))
+            result["blocked_by"].append("no_candidates")
+        return result
 
     # bounds: min_nodes (cluster and per group), counting instances on the way
     step = cfg["max_scale_up_step"]
@@ -805,9 +828,19 @@ def binpacking_policy(m, cfg, nodes_detail, pending_pods_detail, context):
     return result
 
 
+def _candidate(r):
+    """Scale-down candidate record (threshold policy's shape plus node_group, utilization, empty)."""
+    return {"name": r["name"], "instance_id": r["instance_id"], "instance_type": r["instance_type"],
+            "node_group": r["node_group"], "cpu_percent": r["cpu_percent"], "memory_percent": r["memory_percent"],
+            "requests_percent": None if r["utilization"] is None else 100.0 * r["utilization"],
+            "utilization": r["utilization"], "pods": r["pods"], "empty": r["empty"],
+            "unschedulable": r["unschedulable"]}
+
+
 def _scale_down_analysis(result, cfg, workers, pods_by_node, pods_given, state, now, gmap, count_by_group,
                          total_nodes, pending_fittable, allow_removal, up_text=""):
     """Per-node scale-down report, new ``unneeded`` map, and (if allowed) the nodes to remove."""
+    pods_nodes = result.pop("_pods_nodes", None)
     prev_unneeded = _state_map(state, "unneeded")
     node_backoff = _state_map(state, "node_backoff")
     thr = cfg["scale_down_utilization_threshold"]
@@ -821,12 +854,14 @@ def _scale_down_analysis(result, cfg, workers, pods_by_node, pods_given, state, 
         mem_r = _ratio(n.get("requested_memory_bytes"), n.get("allocatable_memory_bytes"))
         util = max(cpu_r, mem_r) if cpu_r is not None and mem_r is not None else None
         pods = pods_by_node.get(name, [])
+        covered = pods_given and (pods_nodes is None or name in pods_nodes)
         movable = [p for p in pods if not p["daemonset"] and not p["mirror"]]
-        empty = (not movable) if pods_given else (n.get("pods") == 0)
+        empty = (not movable) if covered else (n.get("pods") == 0)
         rec = {"name": name, "instance_id": n.get("instance_id"), "instance_type": n.get("instance_type"),
                "node_group": grp, "utilization": util, "cpu_requests_ratio": cpu_r, "memory_requests_ratio": mem_r,
                "cpu_percent": n.get("cpu_percent"), "memory_percent": n.get("memory_percent"),
-               "pods": n.get("pods"), "movable_pods": len(movable) if pods_given else None, "empty": empty,
+               "pods": n.get("pods"), "movable_pods": len(movable) if covered else None, "empty": empty,
+               "unschedulable": bool(n.get("unschedulable")),
                "unneeded_for": None, "unneeded_time": cfg["scale_down_unneeded_time"], "status": "needed",
                "reason": ""}
         report.append(rec)
@@ -857,7 +892,7 @@ def _scale_down_analysis(result, cfg, workers, pods_by_node, pods_given, state, 
             elif cp >= cfg["cpu_threshold"] or mp >= cfg["memory_threshold"]:
                 why = "usage cpu %s%% / memory %s%% not below cpu_threshold %s%% / memory_threshold %s%%" % (
                     _fmt(cp, 1), _fmt(mp, 1), _fmt(cfg["cpu_threshold"]), _fmt(cfg["memory_threshold"]))
-            elif not pods_given and not empty:
+            elif not covered and not empty:
                 why = ("pods on the node unknown (pods_detail not provided; pass kubeconfig so the module lists "
                        "them): cannot prove they fit elsewhere")
                 rec["blocked_by"] = {"kind": BLOCKED_PODS_DETAIL}
@@ -970,12 +1005,7 @@ def _scale_down_analysis(result, cfg, workers, pods_by_node, pods_given, state, 
         return
     result["decision"] = "scale_down"
     result["count"] = len(chosen)
-    result["candidates"] = [{"name": r["name"], "instance_id": r["instance_id"], "instance_type": r["instance_type"],
-                             "node_group": r["node_group"], "cpu_percent": r["cpu_percent"],
-                             "memory_percent": r["memory_percent"],
-                             "requests_percent": None if r["utilization"] is None else 100.0 * r["utilization"],
-                             "utilization": r["utilization"], "pods": r["pods"], "empty": r["empty"],
-                             "unschedulable": False} for r in chosen]
+    result["candidates"] = [_candidate(r) for r in chosen]
     result["node_group"] = chosen[0]["node_group"]
     result["reason"] = ("scale_down: remove %d node(s) (%d empty, %d non-empty): %s%s; %s"
                         % (len(chosen), empties, non_empty, "; ".join("%s: %s" % (r["name"], r["reason"])

@@ -200,6 +200,7 @@ def collect_kubernetes(kubeconfig=None, context=None, validate_certs=True, timeo
             nodes[node["name"]] = node
 
         pending = []
+        ds_per_node = {}
         unschedulable = 0
         total_cpu = 0.0
         total_mem = 0
@@ -214,6 +215,10 @@ def collect_kubernetes(kubeconfig=None, context=None, validate_certs=True, timeo
                     node["requested_cpu_cores"] += cpu
                     node["requested_memory_bytes"] += mem
                     node["pods"] += 1
+                    if _owner_kind(pod) == "DaemonSet":
+                        acc = ds_per_node.setdefault(node["name"], [0.0, 0])
+                        acc[0] += cpu
+                        acc[1] += mem
                 if key != "pending_pods":
                     continue
                 if _unschedulable(pod):
@@ -252,4 +257,8 @@ def collect_kubernetes(kubeconfig=None, context=None, validate_certs=True, timeo
         collected_at=at, warnings=warnings, usage_available=usage_available,
         usage_sources={"cpu_percent": ("node_usage", urls["node_usage"]),
                        "memory_percent": ("node_usage", urls["node_usage"])})
+    # DaemonSet requests per node, max over nodes (the overhead a new node carries); 0 without DaemonSet pods.
+    result["metrics"]["daemonset_requests"] = {
+        "cpu_cores": max([v[0] for v in ds_per_node.values()] or [0.0]),
+        "memory_bytes": max([v[1] for v in ds_per_node.values()] or [0])}
     return result

@@ -78,6 +78,14 @@ DEFAULT_QUERIES = {
     # Age in seconds of pending pods.
     "pod_age": 'time() - (kube_pod_created * on(namespace, pod) group_left() '
                '(max by (namespace, pod) (kube_pod_status_phase{phase="Pending"} == 1)))',
+    # DaemonSet requests per node (cores / bytes), max over nodes: the overhead a NEW node carries.
+    # Empty = no DaemonSet pods = 0.
+    "daemonset_requests": 'max by (resource) (sum by (node, resource) ('
+                          'kube_pod_container_resource_requests{resource=~"cpu|memory"} '
+                          '* on(namespace, pod) group_left() '
+                          'max by (namespace, pod) (kube_pod_owner{owner_kind="DaemonSet"}) '
+                          '* on(namespace, pod) group_left() '
+                          'max by (namespace, pod) (kube_pod_status_phase{phase=~"Pending|Running"} == 1)))',
     # CPU utilisation percent 0-100 per node (label nodename == Kubernetes node name in k3s).
     "node_cpu_percent": '100 * (1 - avg by (nodename) ('
                         'rate(node_cpu_seconds_total{mode="idle"}[$rate_window]) '
@@ -339,6 +347,15 @@ def collect_prometheus(url, queries=None, bearer_token=None, headers=None, valid
             if pod is not None:
                 pod["age_seconds"] = _value(s, "pod_age", q["pod_age"])
 
+    ds_requests = {"cpu_cores": 0.0, "memory_bytes": 0}
+    for s in run("daemonset_requests"):
+        resource = _label(s, "resource", "daemonset_requests", q["daemonset_requests"])
+        value = _value(s, "daemonset_requests", q["daemonset_requests"])
+        if resource == "cpu":
+            ds_requests["cpu_cores"] = value
+        elif resource == "memory":
+            ds_requests["memory_bytes"] = int(round(value))
+
     # --- usage ------------------------------------------------------------------------------------
     for key, field in (("node_cpu_percent", "cpu_percent"), ("node_memory_percent", "memory_percent")):
         for s in run(key):
@@ -346,9 +363,11 @@ def collect_prometheus(url, queries=None, bearer_token=None, headers=None, valid
             if name in nodes:
                 nodes[name][field] = _percent(s, key, q[key])
 
-    return assemble_result(
+    result = assemble_result(
         list(nodes.values()), list(pending.values()), unschedulable_pods, total_cpu, int(round(total_mem)),
         source="prometheus", queries=q, collected_at=at, warnings=warnings, usage_available=True,
         usage_sources={"cpu_percent": ("node_cpu_percent", q["node_cpu_percent"]),
                        "memory_percent": ("node_memory_percent", q["node_memory_percent"])},
     )
+    result["metrics"]["daemonset_requests"] = ds_requests
+    return result

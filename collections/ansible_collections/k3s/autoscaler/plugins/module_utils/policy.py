@@ -482,7 +482,7 @@ def _cooldowns(cfg, last_up, last_down, now, warnings):
 
 
 def decide(metrics, config, state, now, nodes_detail=None, pending_pods_detail=None, pods_detail=None,
-           instances=None):
+           instances=None, pods_detail_nodes=None):
     """Decide scale_up / scale_down / no_action. Pure: same inputs, same output.
 
     :param metrics: the ``metrics`` dict from k3s.autoscaler.k3s_metrics.
@@ -502,6 +502,7 @@ def decide(metrics, config, state, now, nodes_detail=None, pending_pods_detail=N
     :param instances: the node groups' non-terminated EC2 instances
         (``{instance_id, launch_time, state, node_group}`` or ec2_instance_info
         items); binpacking counts those not yet registered as capacity on the way.
+    :param pods_detail_nodes: names of the nodes ``pods_detail`` covers (None = all).
     :returns: dict with decision, count, current_nodes, desired_nodes (always
         within [min_nodes, max_nodes]), reason, blocked_by, candidates,
         policy, dry_run, actionable, inputs, cooldowns, warnings, and
@@ -548,7 +549,7 @@ def decide(metrics, config, state, now, nodes_detail=None, pending_pods_detail=N
         try:
             prop = POLICIES[cfg["policy"]](m, cfg, nodes_detail, pending_pods_detail,
                                            {"state": state, "now": float(now), "pods_detail": pods_detail,
-                                            "instances": instances})
+                                            "instances": instances, "pods_detail_nodes": pods_detail_nodes})
         except InputError as e:
             if e.config:
                 raise ConfigError(e.field, e.message)

@@ -11,6 +11,10 @@ Series (all gauges unless noted; labels ``cluster`` and ``node_group`` on every 
 * ``k3s_autoscaler_pending_pods``: pending pods seen by the last run (pods). Absent when unknown.
 * ``k3s_autoscaler_scale_events_total{direction}`` (counter): completed scale actions by direction,
   read from the state file's ``totals`` (so it survives process restarts).
+* ``k3s_autoscaler_launch_failures_total`` (counter): EC2 launches that failed (state file
+  ``totals.launch_failures``, recorded by k3s_scale_event direction=launch_failed).
+* ``k3s_autoscaler_unfittable_pods``: pending pods no node group can hold even on an empty node, seen by
+  the last run (binpacking policy; pods). Absent when unknown.
 * ``k3s_autoscaler_last_run_timestamp_seconds``: unix time (seconds) the last run finished.
 * ``k3s_autoscaler_run_duration_seconds``: wall time of the last run (seconds).
 * ``k3s_autoscaler_run_error``: 1 when the last run held because of an error, else 0.
@@ -33,10 +37,11 @@ DIRECTIONS = ("scale_up", "scale_down")
 
 
 def build_registry(cluster, node_group, decision, now, started_at, desired_nodes=None, current_nodes=None,
-                   pending_pods=None, totals=None, error=False):
+                   pending_pods=None, totals=None, error=False, launch_failures=0, unfittable_pods=None):
     """Return a ``CollectorRegistry`` holding the run metrics described in the module docstring.
 
-    ``now`` and ``started_at`` are unix seconds; ``totals`` maps direction -> completed actions (int).
+    ``now`` and ``started_at`` are unix seconds; ``totals`` maps direction -> completed actions (int);
+    ``launch_failures`` is the recorded launch failure total (int); ``unfittable_pods`` a pod count or None.
     Raises ``ValueError`` naming the field for an unknown decision or a run that ends before it starts.
     """
     if decision not in DECISIONS:
@@ -55,13 +60,17 @@ def build_registry(cluster, node_group, decision, now, started_at, desired_nodes
     for name, value, help_text in (
             ("k3s_autoscaler_desired_nodes", desired_nodes, "Desired node count of the last run."),
             ("k3s_autoscaler_current_nodes", current_nodes, "Nodes seen by the last run."),
-            ("k3s_autoscaler_pending_pods", pending_pods, "Pending pods seen by the last run.")):
+            ("k3s_autoscaler_pending_pods", pending_pods, "Pending pods seen by the last run."),
+            ("k3s_autoscaler_unfittable_pods", unfittable_pods,
+             "Pending pods no node group can hold even on an empty node (last run).")):
         if value is not None:
             Gauge(name, help_text, labels, registry=registry).labels(*lv).set(value)
     c = Counter("k3s_autoscaler_scale_events", "Completed scale actions by direction.", labels + ("direction",),
                 registry=registry)
     for d in DIRECTIONS:
         c.labels(*(lv + (d,))).inc(int(totals.get(d, 0)))
+    Counter("k3s_autoscaler_launch_failures", "EC2 launches that failed (capacity errors back the group off).",
+            labels, registry=registry).labels(*lv).inc(int(launch_failures or 0))
     Gauge("k3s_autoscaler_last_run_timestamp_seconds", "Unix time the last run finished.", labels,
           registry=registry).labels(*lv).set(now)
     Gauge("k3s_autoscaler_run_duration_seconds", "Wall time of the last run.", labels,

@@ -32,6 +32,9 @@ description:
   - "node_pods: count by (node) (kube_pod_info{node!=\"\"} * on(namespace, pod) group_left()
     max by (namespace, pod) (kube_pod_status_phase{phase=~\"Pending|Running\"} == 1))."
   - "pod_owner: C(kube_pod_owner) joined with Pending pods; pod_age: time() - kube_pod_created joined with Pending pods."
+  - "daemonset_requests: max by (resource) (sum by (node, resource) (kube_pod_container_resource_requests{resource=~\"cpu|memory\"}
+    * on(namespace, pod) group_left() max by (namespace, pod) (kube_pod_owner{owner_kind=\"DaemonSet\"})
+    * on(namespace, pod) group_left() max by (namespace, pod) (kube_pod_status_phase{phase=~\"Pending|Running\"} == 1)))."
   - "node_cpu_percent: 100 * (1 - avg by (nodename) (rate(node_cpu_seconds_total{mode=\"idle\"}[$rate_window])
     * on(instance) group_left(nodename) node_uname_info))."
   - "node_memory_percent: 100 * (1 - avg by (nodename) ((node_memory_MemAvailable_bytes / node_memory_MemTotal_bytes)
@@ -168,6 +171,12 @@ metrics:
     memory_requests_percent:
       description: PERCENT, as cpu_requests_percent for memory.
       type: float
+    daemonset_requests:
+      description:
+        - "C({cpu_cores, memory_bytes}): the requests of the DaemonSet pods bound to one node (cores, bytes), maximum
+          over nodes (query daemonset_requests; with the Kubernetes source, pods whose controller is a DaemonSet).
+          Both 0 when there are no DaemonSet pods. The binpacking policy reserves this on every new node."
+      type: dict
 nodes_detail:
   description: One entry per node, sorted by name.
   returned: success

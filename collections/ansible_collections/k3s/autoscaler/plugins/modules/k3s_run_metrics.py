@@ -16,7 +16,9 @@ description:
   - "Series, each labelled C(cluster) and C(node_group): C(k3s_autoscaler_decision{decision}) (1 for the decision
     taken, 0 for the others), C(k3s_autoscaler_desired_nodes) (nodes), C(k3s_autoscaler_current_nodes) (nodes),
     C(k3s_autoscaler_pending_pods) (pods), C(k3s_autoscaler_scale_events_total{direction}) (counter of completed
-    actions, from the state file), C(k3s_autoscaler_last_run_timestamp_seconds) (unix seconds),
+    actions, from the state file), C(k3s_autoscaler_launch_failures_total) (counter of failed EC2 launches, state
+    file C(totals.launch_failures)), C(k3s_autoscaler_unfittable_pods) (pods no node group can hold, from
+    O(unfittable_pods)), C(k3s_autoscaler_last_run_timestamp_seconds) (unix seconds),
     C(k3s_autoscaler_run_duration_seconds) (seconds) and C(k3s_autoscaler_run_error) (0 or 1)."
   - The textfile changes on every run (it holds timestamps), so the module reports C(changed=true) when it writes
     or pushes. In check mode it renders the metrics and writes nothing.
@@ -53,6 +55,11 @@ options:
   pending_pods:
     description: Pending pods seen this run (pods). Omit when unknown.
     type: int
+  unfittable_pods:
+    description:
+      - Pending pods no node group can hold even on an empty node (the length of the C(unfittable_pods) return of
+        M(k3s.autoscaler.k3s_scale_decision)). Omit when unknown (the series is then absent).
+    type: int
   started_at:
     description: Unix time (seconds) at which the run started; the run duration is now minus this.
     type: float
@@ -60,7 +67,8 @@ options:
   state_file:
     description:
       - The autoscaler state file (see M(k3s.autoscaler.k3s_scale_event)); C(k3s_autoscaler_scale_events_total)
-        is read from its C(totals). When omitted or absent, the counters are 0.
+        and C(k3s_autoscaler_launch_failures_total) are read from its C(totals). When omitted or absent, the
+        counters are 0.
     type: path
   error:
     description: The error that made this run hold, if any; sets C(k3s_autoscaler_run_error) to 1.
@@ -103,7 +111,8 @@ import traceback
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible_collections.k3s.autoscaler.plugins.module_utils import run_metrics
-from ansible_collections.k3s.autoscaler.plugins.module_utils.state import StateError, load_state, event_totals
+from ansible_collections.k3s.autoscaler.plugins.module_utils.state import (
+    StateError, event_totals, launch_failure_total, load_state)
 
 
 def main():
@@ -117,6 +126,7 @@ def main():
             desired_nodes=dict(type="int"),
             current_nodes=dict(type="int"),
             pending_pods=dict(type="int"),
+            unfittable_pods=dict(type="int"),
             started_at=dict(type="float", required=True),
             state_file=dict(type="path"),
             error=dict(type="str"),
@@ -128,9 +138,12 @@ def main():
         module.fail_json(msg=missing_required_lib("prometheus-client"))
     p = module.params
     totals = {}
+    launch_failures = 0
     if p["state_file"]:
         try:
-            totals = event_totals(load_state(p["state_file"]))
+            loaded = load_state(p["state_file"])
+            totals = event_totals(loaded)
+            launch_failures = launch_failure_total(loaded)
         except StateError as exc:
             module.fail_json(msg="cannot read scale event totals: %s" % exc)
     now = time.time()
@@ -138,7 +151,8 @@ def main():
         registry = run_metrics.build_registry(
             p["cluster"], p["node_group"], p["decision"], now=now, started_at=p["started_at"],
             desired_nodes=p["desired_nodes"], current_nodes=p["current_nodes"], pending_pods=p["pending_pods"],
-            totals=totals, error=bool(p["error"]))
+            totals=totals, error=bool(p["error"]), launch_failures=launch_failures,
+            unfittable_pods=p["unfittable_pods"])
     except ValueError as exc:
         module.fail_json(msg=str(exc))
     result = dict(changed=True, text=run_metrics.render(registry), duration_seconds=now - p["started_at"])

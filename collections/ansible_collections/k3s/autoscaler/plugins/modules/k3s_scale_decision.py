@@ -15,7 +15,30 @@ description:
   - Pure scaling policy. Takes the result of M(k3s.autoscaler.k3s_metrics) and returns
     C(scale_up), C(scale_down) or C(no_action) with the number of nodes, the reason (one sentence
     with the numbers that decided), what blocked an action, and the scale-down candidates.
-  - Never changes anything (always C(changed=false)); it only reads O(state_file) for cooldowns.
+  - With the C(threshold) policy it never changes anything (always C(changed=false)); it only reads O(state_file)
+    for cooldowns. With the C(binpacking) policy it writes the C(unneeded) map (node name -> unix seconds first
+    seen unneeded) to O(state_file) (under its lock, atomically, never in check mode) and reports C(changed=true)
+    only when that map changed.
+  - "The C(binpacking) policy (request-aware, modelled on Cluster Autoscaler): scale-up sizes the step by first-fit
+    decreasing of the pending pods' CPU and memory requests onto new nodes of a node group (allocatable =
+    instance capacity minus O(node_reservation), minus the DaemonSet overhead per node), after filling the free
+    requests capacity of existing nodes and of instances already on the way (O(instances) not yet registered as
+    nodes). DaemonSet pods and pods pending for less than O(new_pod_scale_up_delay) are ignored; pods no node
+    group can hold even when empty are reported in RV(unfittable_pods) and never cause a launch. The
+    C(least-waste) expander chooses among O(node_groups); a node group backed off after launch failures
+    (state file C(backoff), see M(k3s.autoscaler.k3s_scale_event)) is skipped. Instances not registered within
+    O(max_node_provision_time) are returned in RV(terminate_instance_ids)."
+  - "Binpacking scale-down: a node is unneeded when its requests utilisation is below
+    O(scale_down_utilization_threshold) (ratio), its C(cpu_percent)/C(memory_percent) are below
+    O(cpu_threshold)/O(memory_threshold), no pod blocks it (annotation
+    C(cluster-autoscaler.kubernetes.io/safe-to-evict=false), a PodDisruptionBudget with no disruption left, a
+    kube-system pod without PDB, a pod without controller), the node is not annotated
+    C(cluster-autoscaler.kubernetes.io/scale-down-disabled=true), and a simulation places all its pods on the other
+    nodes. It is removed after being unneeded for O(scale_down_unneeded_time) seconds, never within
+    O(scale_down_delay_after_add) seconds of a scale-up; empty nodes in bulk (up to O(max_empty_bulk_delete)),
+    at most one non-empty node per run. Pods on candidate nodes come from O(pods_detail) or, when it is omitted,
+    from the Kubernetes API (O(kubeconfig)/O(context)); without either, non-empty nodes are not removed.
+    Binpacking does not use O(scale_up_cooldown)/O(scale_down_cooldown)."
   - "The C(threshold) policy (seed rule): 1. C(scale_up) when C(metrics.pending_pods) > O(pending_pods_threshold)
     and C(metrics.nodes) < O(max_nodes); 2. otherwise C(scale_down) when C(metrics.avg_cpu) < O(cpu_threshold)
     and C(metrics.avg_memory) < O(memory_threshold) and C(metrics.nodes) > O(min_nodes); 3. otherwise C(no_action)."
@@ -53,9 +76,96 @@ options:
     description:
       - The C(pending_pods_detail) return of M(k3s.autoscaler.k3s_metrics)
         (C({namespace, name, cpu_cores, memory_bytes, owner_kind, age_seconds})).
-      - Informational for the C(threshold) policy (only its length is reported in RV(inputs)).
+      - Informational for the C(threshold) policy (only its length is reported in RV(inputs)); the pods the
+        C(binpacking) policy packs.
     type: list
     elements: dict
+  pods_detail:
+    description:
+      - Pods bound to nodes, for the C(binpacking) scale-down simulation, as built by
+        C(k8s_pods.pods_detail_from_api) - C({namespace, name, node, cpu_cores (cores), memory_bytes (bytes),
+        owner_kind, daemonset (bool), safe_to_evict (true/false/null from annotation
+        cluster-autoscaler.kubernetes.io/safe-to-evict), pdb_name, pdb_disruptions_allowed (int, null when no
+        PodDisruptionBudget selects the pod), kube_system (bool)}).
+      - When omitted and a node is a scale-down candidate, the module lists the pods on the candidate nodes
+        (C(GET /api/v1/pods?fieldSelector=spec.nodeName=<node>)) and the PDBs
+        (C(GET /apis/policy/v1/poddisruptionbudgets)) with O(kubeconfig)/O(context).
+    type: list
+    elements: dict
+  instances:
+    description:
+      - The node groups' non-terminated EC2 instances (the C(instances) return of
+        M(k3s.autoscaler.ec2_instance_info) filtered by the cluster tag), each with C(instance_id),
+        C(launch_time) (ISO 8601 or unix seconds), C(state) (C(pending)/C(running) or C({name})) and the node group
+        (C(node_group) or tag C(k3s-autoscaler/node-group)).
+      - C(binpacking) counts those without a node as capacity on the way, and returns those older than
+        O(max_node_provision_time) in RV(terminate_instance_ids).
+    type: list
+    elements: dict
+  node_groups:
+    description:
+      - Node groups for C(binpacking), each C({name, instance_type, min_nodes, max_nodes, labels}); the node's
+        group comes from its instance's C(k3s-autoscaler/node-group) tag, else from its instance type.
+      - When omitted, one group named O(node_group) of O(instance_type) bounded by O(min_nodes)/O(max_nodes).
+    type: list
+    elements: dict
+  node_group:
+    description: Name of the implicit node group used when O(node_groups) is omitted.
+    type: str
+    default: default
+  instance_type:
+    description: EC2 instance type of new nodes of the implicit node group (required by C(binpacking) without
+      O(node_groups)).
+    type: str
+  node_reservation:
+    description:
+      - Subtracted from an instance type's capacity to get a new node's allocatable, C({cpu_cores, memory_bytes}).
+      - "Default C({cpu_cores: 0, memory_bytes: 104857600}), which is k3s' default (no kube-reserved or
+        system-reserved; the kubelet eviction threshold C(memory.available<100Mi))."
+    type: dict
+  daemonset_overhead:
+    description:
+      - DaemonSet requests per node to reserve on a new node, C({cpu_cores, memory_bytes}).
+      - Default from C(metrics.daemonset_requests) (query C(daemonset_requests) of M(k3s.autoscaler.k3s_metrics)),
+        else the maximum over nodes in O(pods_detail), else 0 (RV(explain) says which).
+    type: dict
+  new_pod_scale_up_delay:
+    description: Seconds a pod must have been pending before it can trigger a C(binpacking) scale-up.
+    type: float
+    default: 30
+  scale_down_utilization_threshold:
+    description:
+      - RATIO 0-1 (0.5 means 50%). A node whose requests utilisation (max of CPU and memory requests / allocatable)
+        is below this may be unneeded (C(binpacking)).
+    type: float
+    default: 0.5
+  scale_down_unneeded_time:
+    description: Seconds a node must stay unneeded across runs before C(binpacking) removes it.
+    type: float
+    default: 600
+  scale_down_delay_after_add:
+    description: Seconds after the last scale_up during which C(binpacking) removes no node.
+    type: float
+    default: 600
+  max_empty_bulk_delete:
+    description: Most empty nodes (only DaemonSet pods) C(binpacking) removes in one run.
+    type: int
+    default: 10
+  max_node_provision_time:
+    description:
+      - Seconds after C(launch_time) by which an instance must be registered as a node; later it is returned in
+        RV(terminate_instance_ids) and no longer counted as capacity on the way.
+    type: float
+    default: 900
+  kubeconfig:
+    description:
+      - Kubeconfig used to list pods and PodDisruptionBudgets of scale-down candidates when O(pods_detail) is
+        omitted (C(binpacking)). With neither O(kubeconfig) nor O(context), the in-cluster service account is
+        used when C(KUBERNETES_SERVICE_HOST) is set; otherwise non-empty nodes are not removed.
+    type: path
+  context:
+    description: Kubeconfig context (see O(kubeconfig)).
+    type: str
   min_nodes:
     description: Lower bound on C(metrics.nodes) (integer >= 0, <= O(max_nodes)).
     type: int
@@ -94,9 +204,9 @@ options:
     type: int
     default: 1
   policy:
-    description: Scaling policy.
+    description: Scaling policy (C(threshold) is the seed rule, C(binpacking) is request-aware).
     type: str
-    choices: [threshold]
+    choices: [threshold, binpacking]
     default: threshold
   dry_run:
     description:
@@ -106,12 +216,14 @@ options:
     default: false
   state_file:
     description:
-      - Path of the autoscaler JSON state file (written by M(k3s.autoscaler.k3s_scale_event)); read only here.
+      - Path of the autoscaler JSON state file (written by M(k3s.autoscaler.k3s_scale_event)); read here, and with
+        C(binpacking) its C(unneeded) map is updated.
       - A missing file means "never scaled". A corrupt file fails the task with the path and how to repair it.
       - Without it there are B(no cooldowns); RV(reason) and the warnings say so.
     type: path
 notes:
-  - Supports check mode (RV(actionable) is false in check mode). Never writes anything.
+  - Supports check mode (RV(actionable) is false in check mode; nothing is written) and diff mode (the
+    C(unneeded) map before/after).
 seealso:
   - module: k3s.autoscaler.k3s_scale_event
 """
@@ -132,6 +244,23 @@ EXAMPLES = r"""
     pending_pods_threshold: 5
     cpu_threshold: 20      # percent
     memory_threshold: 20   # percent
+    state_file: /var/lib/k3s-autoscaler/state.json
+  register: decision
+
+- name: Decide with the binpacking policy and two node groups
+  k3s.autoscaler.k3s_scale_decision:
+    policy: binpacking
+    metrics: "{{ m.metrics }}"
+    nodes_detail: "{{ m.nodes_detail }}"
+    pending_pods_detail: "{{ m.pending_pods_detail }}"
+    instances: "{{ ec2.instances }}"
+    node_groups:
+      - {name: general, instance_type: m5.xlarge, min_nodes: 1, max_nodes: 10}
+      - {name: compute, instance_type: c5.2xlarge, min_nodes: 0, max_nodes: 5}
+    min_nodes: 1
+    max_nodes: 15
+    max_scale_up_step: 5
+    kubeconfig: /etc/rancher/k3s/k3s.yaml
     state_file: /var/lib/k3s-autoscaler/state.json
   register: decision
 
@@ -217,16 +346,64 @@ cooldowns:
   returned: always
   type: dict
   sample: {scale_up: 0.0, scale_down: 412.5}
+node_group:
+  description: C(binpacking) - the node group to launch in (scale_up) or of the first candidate (scale_down).
+  returned: always
+  type: str
+  sample: general
+terminate_instance_ids:
+  description: C(binpacking) - instances not registered as nodes within O(max_node_provision_time); terminate them.
+  returned: always
+  type: list
+  elements: str
+unfittable_pods:
+  description:
+    - C(binpacking) - pending pods no node group can hold even on an empty node
+      (C({namespace, name, cpu_cores, memory_bytes, reason})); they never cause a launch.
+  returned: always
+  type: list
+  elements: dict
+unneeded:
+  description: C(binpacking) - node name -> unix seconds it was first seen unneeded (null for other policies).
+  returned: always
+  type: dict
+explain:
+  description:
+    - C(binpacking) - why each choice was made. C(scale_up) (eligible_pods, skipped_daemonset, skipped_too_young,
+      skipped_unknown_age, unfittable, fit_existing_nodes, fit_in_flight, options per node group with nodes,
+      pods, cpu_waste, memory_waste (fractions 0-1) or why skipped, chosen), C(scale_down.nodes) (per node
+      utilization (ratio), cpu_percent, memory_percent, empty, status needed/blocked/unneeded/removable/backoff,
+      reason, blocked_by {kind, pod, pdb}, unneeded_for / unneeded_time (seconds), simulation placements),
+      C(in_flight), C(never_joined), C(backoff), C(daemonset_overhead) (with its source), C(node_groups)
+      (with allocatable).
+  returned: always
+  type: dict
+pods_detail_source:
+  description: Where the binpacking pods_detail came from (C(input), C(kubernetes), or null when none).
+  returned: always
+  type: str
 """
 
+import os
 import time
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.k3s.autoscaler.plugins.module_utils.k8s_pods import K8sPodsError, fetch_pods_detail
 from ansible_collections.k3s.autoscaler.plugins.module_utils.policy import PolicyError, decide
-from ansible_collections.k3s.autoscaler.plugins.module_utils.state import StateError, load_state
+from ansible_collections.k3s.autoscaler.plugins.module_utils.state import (
+    StateError, load_state, set_unneeded, update_state)
 
 CONFIG_OPTIONS = ("min_nodes", "max_nodes", "pending_pods_threshold", "cpu_threshold", "memory_threshold",
-                  "scale_up_cooldown", "scale_down_cooldown", "max_scale_up_step", "policy", "dry_run")
+                  "scale_up_cooldown", "scale_down_cooldown", "max_scale_up_step", "policy", "dry_run",
+                  "node_groups", "node_group", "instance_type", "node_reservation", "daemonset_overhead",
+                  "new_pod_scale_up_delay", "scale_down_utilization_threshold", "scale_down_unneeded_time",
+                  "scale_down_delay_after_add", "max_empty_bulk_delete", "max_node_provision_time")
+
+
+def _nodes_needing_pods(result):
+    """Nodes the binpacking policy could not judge because their pods are unknown."""
+    nodes = ((result.get("explain") or {}).get("scale_down") or {}).get("nodes") or []
+    return [n["name"] for n in nodes if (n.get("blocked_by") or {}).get("kind") == "pods_detail_missing"]
 
 
 def main():
@@ -243,9 +420,24 @@ def main():
             scale_up_cooldown=dict(type="float", default=300),
             scale_down_cooldown=dict(type="float", default=600),
             max_scale_up_step=dict(type="int", default=1),
-            policy=dict(type="str", choices=["threshold"], default="threshold"),
+            policy=dict(type="str", choices=["threshold", "binpacking"], default="threshold"),
             dry_run=dict(type="bool", default=False),
             state_file=dict(type="path"),
+            pods_detail=dict(type="list", elements="dict"),
+            instances=dict(type="list", elements="dict"),
+            node_groups=dict(type="list", elements="dict"),
+            node_group=dict(type="str", default="default"),
+            instance_type=dict(type="str"),
+            node_reservation=dict(type="dict"),
+            daemonset_overhead=dict(type="dict"),
+            new_pod_scale_up_delay=dict(type="float", default=30),
+            scale_down_utilization_threshold=dict(type="float", default=0.5),
+            scale_down_unneeded_time=dict(type="float", default=600),
+            scale_down_delay_after_add=dict(type="float", default=600),
+            max_empty_bulk_delete=dict(type="int", default=10),
+            max_node_provision_time=dict(type="float", default=900),
+            kubeconfig=dict(type="path"),
+            context=dict(type="str"),
         ),
         supports_check_mode=True,
     )
@@ -258,14 +450,49 @@ def main():
             state = load_state(p["state_file"])
         except StateError as e:
             module.fail_json(msg=str(e), state_file=p["state_file"])
+    now = time.time()
+    pods_detail, pods_nodes = p["pods_detail"], None
+    source = "input" if pods_detail is not None else None
+
+    def run():
+        return decide(p["metrics"], config, state, now, nodes_detail=p["nodes_detail"],
+                      pending_pods_detail=p["pending_pods_detail"], pods_detail=pods_detail, instances=p["instances"],
+                      pods_detail_nodes=pods_nodes)
     try:
-        result = decide(p["metrics"], config, state, time.time(),
-                        nodes_detail=p["nodes_detail"], pending_pods_detail=p["pending_pods_detail"])
+        result = run()
+        need = _nodes_needing_pods(result) if p["policy"] == "binpacking" and pods_detail is None else []
+        if need and (p["kubeconfig"] or p["context"] or os.environ.get("KUBERNETES_SERVICE_HOST")):
+            try:
+                pods_detail = fetch_pods_detail(need, kubeconfig=p["kubeconfig"], context=p["context"])
+                pods_nodes, source = need, "kubernetes"
+                result = run()
+            except K8sPodsError as e:
+                result["warnings"].append("cannot list the pods of scale-down candidates %s (%s); non-empty nodes "
+                                          "are not removed this run" % (", ".join(need), e))
+        elif need:
+            result["warnings"].append("pods of scale-down candidates %s are unknown (no pods_detail, kubeconfig or "
+                                      "context): non-empty nodes are not removed; pass kubeconfig" % ", ".join(need))
     except PolicyError as e:
         module.fail_json(msg=str(e), field=e.field)
     for w in result.pop("warnings"):
         module.warn(w)
-    module.exit_json(changed=False, **result)
+    result["pods_detail_source"] = source
+
+    changed = False
+    new_unneeded = result.get("unneeded")
+    if new_unneeded is not None and state is not None:
+        old_unneeded = state.get("unneeded") or {}
+        if dict((k, float(v)) for k, v in old_unneeded.items()) != new_unneeded:
+            changed = True
+            if not module.check_mode:
+                try:
+                    update_state(p["state_file"], lambda st: set_unneeded(st, new_unneeded))
+                except StateError as e:
+                    module.fail_json(msg=str(e), state_file=p["state_file"])
+            if module._diff:
+                result["diff"] = dict(before={"unneeded": old_unneeded}, after={"unneeded": new_unneeded},
+                                      before_header=p["state_file"], after_header=p["state_file"])
+    module.exit_json(changed=changed, **result)
 
 
 if __name__ == "__main__":

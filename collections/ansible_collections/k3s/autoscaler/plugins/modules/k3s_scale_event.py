@@ -29,14 +29,32 @@ options:
     type: path
     required: true
   direction:
-    description: Which action completed.
+    description:
+      - Which action completed, or which failed.
+      - C(launch_failed) - an EC2 launch in O(node_group) failed with O(error_code); the group is backed off
+        300 s, doubling per consecutive failure up to 1800 s (state C(backoff)); C(totals.launch_failures) is
+        incremented; cooldown timestamps are untouched. The C(binpacking) policy skips a backed-off group.
+      - C(drain_failed) - draining O(node_names) failed (uncordon it first); the node is skipped by the
+        C(binpacking) scale-down for O(skip_seconds) (state C(node_backoff)).
     type: str
     required: true
-    choices: [scale_up, scale_down]
+    choices: [scale_up, scale_down, launch_failed, drain_failed]
+  node_group:
+    description:
+      - Node group of the action. Required for C(launch_failed); a recorded C(scale_up) clears the group's backoff.
+    type: str
+  error_code:
+    description: EC2 error code of a C(launch_failed) (the C(error.code) of the failed task, e.g. InsufficientInstanceCapacity).
+    type: str
+  skip_seconds:
+    description: For C(drain_failed), seconds the node is skipped by scale-down (use the scale_down_unneeded_time).
+    type: float
+    default: 600
   count:
     description:
       - Number of nodes added or removed (integer >= 1).
       - Defaults to the length of O(instance_ids), else of O(node_names); one of them is needed when omitted.
+      - Not used for C(launch_failed) and C(drain_failed).
     type: int
   instance_ids:
     description: EC2 instance_ids launched (scale_up) or terminated (scale_down).
@@ -68,7 +86,7 @@ options:
     default: false
 notes:
   - Supports check mode (reports C(changed=true) and the would-be RV(state), writes nothing) and diff mode
-    (before/after of C(last_scale_up) and C(last_scale_down)).
+    (before/after of C(last_scale_up) and C(last_scale_down), plus C(backoff) and C(node_backoff) for failures).
 seealso:
   - module: k3s.autoscaler.k3s_scale_decision
 """
@@ -81,6 +99,13 @@ EXAMPLES = r"""
     instance_ids: "{{ launched.instance_ids }}"
     reason: "{{ decision.reason }}"
   when: launched is changed
+
+- name: Record a failed launch (backs the node group off)
+  k3s.autoscaler.k3s_scale_event:
+    state_file: /var/lib/k3s-autoscaler/state.json
+    direction: launch_failed
+    node_group: general
+    error_code: "{{ launch.error.code | default('unknown') }}"
 
 - name: Repair a corrupt state file while recording
   k3s.autoscaler.k3s_scale_event:
@@ -99,6 +124,8 @@ state:
       events: [{time, direction, count, instance_ids, node_names, reason}],
       totals: {scale_up: int, scale_down: int}})"
     - C(totals) counts recorded actions per direction and is never trimmed (read by M(k3s.autoscaler.k3s_run_metrics)).
+    - "Optional keys: C(backoff) ({node group: {until, failures, error_code}}), C(node_backoff)
+      ({node: {until, reason}}), C(unneeded) ({node: unix seconds}), C(totals.launch_failures)."
   returned: always
   type: dict
   sample: {version: 1, last_scale_up: 1700000000.0, last_scale_down: null,
@@ -120,18 +147,30 @@ import time as _time
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.k3s.autoscaler.plugins.module_utils.state import (
-    StateError, default_state, load_state, record_event, repair_state, update_state)
+    StateError, default_state, load_state, record_drain_failure, record_event, record_launch_failure, repair_state,
+    update_state)
 
 
 def _times(state):
     return {"last_scale_up": state.get("last_scale_up"), "last_scale_down": state.get("last_scale_down")}
 
 
+def _diff_view(state, failure):
+    view = _times(state)
+    if failure:
+        view.update(backoff=state.get("backoff") or {}, node_backoff=state.get("node_backoff") or {})
+    return view
+
+
 def main():
     module = AnsibleModule(
         argument_spec=dict(
             state_file=dict(type="path", required=True),
-            direction=dict(type="str", required=True, choices=["scale_up", "scale_down"]),
+            direction=dict(type="str", required=True, choices=["scale_up", "scale_down", "launch_failed",
+                                                                "drain_failed"]),
+            node_group=dict(type="str"),
+            error_code=dict(type="str"),
+            skip_seconds=dict(type="float", default=600),
             count=dict(type="int"),
             instance_ids=dict(type="list", elements="str", default=[]),
             node_names=dict(type="list", elements="str", default=[]),
@@ -145,11 +184,19 @@ def main():
     p = module.params
     path = p["state_file"]
     count = p["count"]
-    if count is None:
+    failure = p["direction"] in ("launch_failed", "drain_failed")
+    if p["direction"] == "launch_failed" and not p["node_group"]:
+        module.fail_json(msg="node_group: direction=launch_failed needs the node group whose launch failed")
+    if p["direction"] == "drain_failed" and len(p["node_names"]) != 1:
+        module.fail_json(msg="node_names: direction=drain_failed needs exactly one node name (the node that failed "
+                             "to drain), got %d" % len(p["node_names"]))
+    if failure:
+        count = 0
+    elif count is None:
         count = len(p["instance_ids"]) or len(p["node_names"])
         if not count:
             module.fail_json(msg="count: set count, or pass instance_ids or node_names so it can be derived")
-    if count < 1:
+    if count < 1 and not failure:
         module.fail_json(msg="count must be an integer >= 1 (nodes added or removed), got %d" % count)
     if p["history_limit"] < 1:
         module.fail_json(msg="history_limit must be an integer >= 1, got %d" % p["history_limit"])
@@ -160,9 +207,16 @@ def main():
     seen = {}
 
     def apply(state):
-        seen["before"] = _times(state)
+        seen["before"] = _diff_view(state, failure)
+        if p["direction"] == "launch_failed":
+            return record_launch_failure(state, p["node_group"], p["error_code"], when, instance_ids=p["instance_ids"],
+                                         reason=p["reason"], history_limit=p["history_limit"])
+        if p["direction"] == "drain_failed":
+            return record_drain_failure(state, p["node_names"][0], when, p["skip_seconds"], reason=p["reason"],
+                                        history_limit=p["history_limit"])
         return record_event(state, p["direction"], count, when, instance_ids=p["instance_ids"],
-                            node_names=p["node_names"], reason=p["reason"], history_limit=p["history_limit"])
+                            node_names=p["node_names"], reason=p["reason"], history_limit=p["history_limit"],
+                            node_group=p["node_group"])
 
     result = dict(changed=True)
     try:
@@ -187,7 +241,8 @@ def main():
     result["state"] = after
     result["event"] = after["events"][-1]
     if module._diff:
-        result["diff"] = dict(before=seen.get("before", _times(before)), after=_times(after), before_header=path, after_header=path)
+        result["diff"] = dict(before=seen.get("before", _diff_view(before, failure)), after=_diff_view(after, failure),
+                              before_header=path, after_header=path)
     module.exit_json(**result)
 
 
