@@ -468,8 +468,24 @@ class RunResult:
     def days_per_second(self) -> float:
         return (self.sim_seconds / 86400.0) / self.wall_seconds if self.wall_seconds > 0 else float("inf")
 
+    def compact_series(self) -> dict:
+        """The series at its change points only (plus the last sample): same step plot, far smaller JSON."""
+        keys = [k for k in self.series if k != "t"]
+        out = {k: [] for k in self.series}
+        n = len(self.series["t"])
+        prev = None
+        for i in range(n):
+            row = tuple(self.series[k][i] for k in keys)
+            if row != prev or i == n - 1:
+                out["t"].append(self.series["t"][i])
+                for k, v in zip(keys, row):
+                    out[k].append(v)
+                prev = row
+        return out
+
     def to_dict(self, with_series=True) -> dict:
         d = dataclasses.asdict(self)
+        d["series"] = self.compact_series()
         d["ratio_to_oracle"] = self.ratio
         d["days_per_wall_second"] = self.days_per_second
         if not with_series:

@@ -199,3 +199,14 @@ def test_main_writes_json_and_png(tmp_path, capsys):
     import json
     data = json.loads((tmp_path / "bench-replay.json").read_text())
     assert {r["policy"] for r in data["results"]} == set(POLICIES)
+
+
+def test_compact_series_keeps_change_points_and_the_last_sample(burst_results):
+    r = next(iter(burst_results.values()))
+    full, compact = r.series, r.compact_series()
+    assert compact["t"][0] == full["t"][0] and compact["t"][-1] == full["t"][-1]
+    assert len(compact["t"]) <= len(full["t"])
+    # a step plot of the compact series gives back every full sample
+    for i, t in enumerate(full["t"]):
+        j = max(k for k, tc in enumerate(compact["t"]) if tc <= t)
+        assert all(compact[key][j] == full[key][i] for key in full if key != "t")
