@@ -93,6 +93,28 @@ def test_normal_load_no_scaling_over_cycles(clusters):
     assert len(c.running_ids()) == 2
 
 
+def test_unreachable_prometheus_holds_and_fails_the_run(clusters):
+    """Uncertain inputs (here: no Prometheus at the URL) never become a scaling action: the run holds
+    (no_action), records run_error=1 in the textfile, and exits non-zero with an error naming the URL."""
+    c = clusters["normal"]
+    before = snapshot(c)
+    dead = "http://127.0.0.1:9"  # discard port: nothing listens
+    run = c.playbook(scenario_vars(c, scale_up_cooldown=0, scale_down_cooldown=0, prometheus_url=dead,
+                                   prometheus_timeout=2))
+    assert run.rc != 0, run.describe()
+    assert run.result("Collect cluster metrics").get("failed") is True
+    assert not run.ran("Decide")
+    held = run.result("Hold (no_action) because the inputs are uncertain")
+    assert held is not None and held["ansible_facts"]["autoscale_decision"]["decision"] == "no_action"
+    failed = run.result("Fail the run when the inputs were uncertain")
+    assert failed["failed"] is True and "127.0.0.1:9" in failed["msg"] and "prometheus_url" in failed["msg"], failed
+    assert_nothing_launched_or_cordoned(run)
+    assert snapshot(c) == before
+    assert c.textfile_decision() == "no_action"
+    errors = [v for (name, _l), v in c.read_textfile().items() if name == "k3s_autoscaler_run_error"]
+    assert errors == [1.0]
+
+
 def test_normal_kubectl_nodes_match_ec2(clusters):
     assert_kubectl_matches_ec2(clusters["normal"])
 
