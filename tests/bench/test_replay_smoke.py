@@ -210,3 +210,32 @@ def test_compact_series_keeps_change_points_and_the_last_sample(burst_results):
     for i, t in enumerate(full["t"]):
         j = max(k for k, tc in enumerate(compact["t"]) if tc <= t)
         assert all(compact[key][j] == full[key][i] for key in full if key != "t")
+
+
+def test_any_registered_policy_plugs_in(monkeypatch, tmp_path):
+    """The harness calls policy.decide() with whatever is registered: a policy that always wants one more
+    node drives the simulation to max_nodes, through the mock EC2 and the fake kubelet."""
+    calls = []
+
+    def always_up(m, cfg, nodes_detail=None, pending_pods_detail=None):
+        calls.append(m["nodes"])
+        return {"decision": pol.SCALE_UP, "count": 1, "blocked_by": [], "reason": "scale_up: test policy"}
+
+    monkeypatch.setitem(pol.POLICIES, "always_up", always_up)
+    run = R.build_scenario("burst", duration=600)
+    # scale_up_cooldown 120 s > node boot (75 s + tick alignment): each launch has joined before the next
+    s = R.Settings(check_interval=30, tick=10, scale_up_cooldown=120)
+    r = R.replay(run, "always_up", s, str(tmp_path))
+    assert calls and max(calls) == run.max_nodes  # the joined nodes were observed
+    assert r.nodes_launched == run.max_nodes - run.scenario.initial_nodes
+    assert r.scale_downs == 0 and r.decisions["no_action"] > 0  # decide() blocks it at max_nodes
+
+
+def test_a_policy_blind_to_booting_instances_overshoots_max_nodes(monkeypatch, tmp_path):
+    """Why the issue asks to count capacity on the way: metrics.nodes counts registered Nodes only, so with
+    no cooldown a policy that ignores ``instances`` launches again while nodes boot, past max_nodes."""
+    monkeypatch.setitem(pol.POLICIES, "always_up", lambda m, cfg, nd=None, pp=None: {
+        "decision": pol.SCALE_UP, "count": 1, "blocked_by": [], "reason": "scale_up: test policy"})
+    run = R.build_scenario("burst", duration=600)
+    r = R.replay(run, "always_up", R.Settings(check_interval=30, tick=10, scale_up_cooldown=0), str(tmp_path))
+    assert r.nodes_launched > run.max_nodes - run.scenario.initial_nodes
