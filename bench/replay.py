@@ -456,6 +456,7 @@ class RunResult:
     flaps_down_up: int
     sim_seconds: float
     wall_seconds: float
+    cpu_seconds: float = 0.0
     decisions: dict = field(default_factory=dict)
     series: dict = field(default_factory=dict)
     events: list = field(default_factory=list)
@@ -656,7 +657,7 @@ class Replay:
         return decision
 
     def execute(self) -> RunResult:
-        wall0 = time.perf_counter()
+        wall0, cpu0 = time.perf_counter(), time.process_time()
         sim, s = self.sim, self.s
         sim.start()
         start = self.clock()
@@ -688,7 +689,7 @@ class Replay:
             self.tracker.update(sim, now)
         self.tracker.finish(now)
         st.validate_state(self.state, "<replay state>")
-        wall = time.perf_counter() - wall0
+        wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
         sim.stop()
         self.ec2.close()
         waits = self.tracker.waits
@@ -706,7 +707,7 @@ class Replay:
             nodes_removed=downs, never_joined_terminated=self.never_joined, launch_failures=self.launch_failures,
             flaps=count_flaps(flap_events, s.flap_window),
             flaps_down_up=sum(1 for f in flap_pairs(flap_events, s.flap_window) if f[1] == "scale_down"),
-            sim_seconds=self.run.duration, wall_seconds=wall,
+            sim_seconds=self.run.duration, wall_seconds=wall, cpu_seconds=cpu,
             decisions=dict(self.decisions), series=self.series, events=self.events)
 
 
