@@ -304,8 +304,8 @@ def ffd_pack(pods, node_cpu, node_mem, bins=None, max_new_nodes=None):
             if fits(cpu, mem, b["free_cpu"], b["free_mem"]):
                 target = b
                 break
-        if target is None and fits(cpu, mem, node_cpu, node_mem) and (max_new_nodes is None or
-                                                                       new_nodes < max_new_nodes):
+        room = max_new_nodes is None or new_nodes < max_new_nodes
+        if target is None and room and fits(cpu, mem, node_cpu, node_mem):
             new_nodes += 1
             target = {"name": "new-%d" % new_nodes, "free_cpu": node_cpu, "free_mem": node_mem, "pods": [],
                       "new": True}
@@ -798,9 +798,9 @@ def binpacking_policy(m, cfg, nodes_detail, pending_pods_detail, context):
             result["blocked_by"].append(BLOCKED_BACKOFF)
         elif any(o.get("skipped", "").startswith("at max_nodes") for o in up["options"]):
             result["blocked_by"].append("max_nodes")
+        shown = ", ".join(_pod_str(p) for p in remaining[:5])
         result["reason"] = ("no_action: scale_up wanted (%d pending pod(s) fit no existing node: %s) but no node "
-                            "group can launch (%s)" % (len(remaining), ", ".join(_pod_str(p) for p in remaining[:5]),
-                                                      why))
+                            "group can launch (%s)" % (len(remaining), shown, why))
         _scale_down_analysis(result, cfg, workers, pods_by_node, pods_given, state, now, gmap,
                              count_by_group, total_nodes, pending_fittable, allow_removal=False)
         return result
@@ -810,8 +810,8 @@ def binpacking_policy(m, cfg, nodes_detail, pending_pods_detail, context):
     if up["fit_existing_nodes"]:
         parts.append("%d pending pod(s) fit existing nodes' free requests capacity" % len(up["fit_existing_nodes"]))
     if up["fit_in_flight"]:
-        parts.append("%d pending pod(s) fit the %d instance(s) on the way" % (len(up["fit_in_flight"]),
-                                                                            len(in_flight)))
+        parts.append("%d pending pod(s) fit the %d instance(s) on the way"
+                     % (len(up["fit_in_flight"]), len(in_flight)))
     if up["skipped_too_young"]:
         parts.append("%d pending pod(s) younger than new_pod_scale_up_delay %ss"
                      % (len(up["skipped_too_young"]), _fmt(delay)))
@@ -1007,7 +1007,7 @@ def _scale_down_analysis(result, cfg, workers, pods_by_node, pods_given, state, 
     result["count"] = len(chosen)
     result["candidates"] = [_candidate(r) for r in chosen]
     result["node_group"] = chosen[0]["node_group"]
+    why_each = "; ".join("%s: %s" % (r["name"], r["reason"]) for r in chosen)
+    kept = " (kept: %s)" % "; ".join(skipped) if skipped else ""
     result["reason"] = ("scale_down: remove %d node(s) (%d empty, %d non-empty): %s%s; %s"
-                        % (len(chosen), empties, non_empty, "; ".join("%s: %s" % (r["name"], r["reason"])
-                                                                       for r in chosen),
-                           " (kept: %s)" % "; ".join(skipped) if skipped else "", up_text))
+                        % (len(chosen), empties, non_empty, why_each, kept, up_text))

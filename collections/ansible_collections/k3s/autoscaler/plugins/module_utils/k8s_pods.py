@@ -135,8 +135,8 @@ def disruptions_allowed(pdb, namespace_pods):
     if namespace_pods is None:
         return 0
     spec = pdb.get("spec") or {}
-    matching = [p for p in namespace_pods if _active(p) and match_selector(spec.get("selector"),
-                                                                         _meta(p).get("labels"))]
+    matching = [p for p in namespace_pods
+                if _active(p) and match_selector(spec.get("selector"), _meta(p).get("labels"))]
     expected = len(matching)
     healthy = sum(1 for p in matching if _healthy(p))
 

@@ -166,8 +166,8 @@ def main():
     module = AnsibleModule(
         argument_spec=dict(
             state_file=dict(type="path", required=True),
-            direction=dict(type="str", required=True, choices=["scale_up", "scale_down", "launch_failed",
-                                                                "drain_failed"]),
+            direction=dict(type="str", required=True,
+                           choices=["scale_up", "scale_down", "launch_failed", "drain_failed"]),
             node_group=dict(type="str"),
             error_code=dict(type="str"),
             skip_seconds=dict(type="float", default=600),

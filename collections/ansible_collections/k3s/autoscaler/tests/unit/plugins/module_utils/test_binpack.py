@@ -266,8 +266,8 @@ def test_scale_down_disabled_annotation_blocks():
     nodes = cluster([node("busy"), node("e0", scale_down_disabled=True)], pods)
     r = run(config(), nodes, pods_list=pods, state=dict(default_state(), unneeded={"e0": NOW - 3600}))
     assert r["decision"] == "no_action"
-    assert node_report(r, "e0")["blocked_by"] == {"kind": "annotation",
-                                                   "annotation": "cluster-autoscaler.kubernetes.io/scale-down-disabled"}
+    assert node_report(r, "e0")["blocked_by"] == {
+        "kind": "annotation", "annotation": "cluster-autoscaler.kubernetes.io/scale-down-disabled"}
 
 
 def test_usage_rule_and_unknown_usage_keep_nodes():
@@ -327,8 +327,8 @@ def test_bad_inputs_name_the_field():
         run(config(), [node("a")], [], pods_list=[dict(pod("x", "a", 0.1), cpu_cores=-1)])
     assert e.value.field == "pods_detail[0].cpu_cores"
     with pytest.raises(MetricsError) as e:
-        run(config(), [node("a")], [], pods_list=[], daemonset_requests={"cpu_cores": float("nan"),
-                                                                            "memory_bytes": 0})
+        run(config(), [node("a")], [], pods_list=[],
+            daemonset_requests={"cpu_cores": float("nan"), "memory_bytes": 0})
     assert e.value.field == "daemonset_requests"
     with pytest.raises(MetricsError) as e:
         run(config(), [node("a")], [], pods_list=[], instances=[{"launch_time": 1}])
