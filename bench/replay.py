@@ -28,8 +28,8 @@ Figures (per scenario x policy)
   Pods still Pending at the end, or deleted while Pending (a trace pod that ended, a ReplicaSet shrinking),
   count with the time they had waited (a lower bound of their wait); ``censored`` says how many.
   Resolution: the simulation tick (pods are created and scheduled at ticks).
-* ``actions``: executed scale actions (a scale_up of N nodes is one action; every removed node is one
-  scale_down action, as ``k3s_scale_event`` records them), plus terminations of never-joined instances.
+* ``actions``: executed scale actions, one per autoscaler run that acted (a scale_up of N nodes is one
+  action, so is a scale_down of N empty nodes); terminations of never-joined instances are counted apart.
 * ``flaps``: :func:`count_flaps` -- consecutive scale actions of opposite direction within 600 s.
 * ``days/s``: simulated days per wall-clock second of that replay (policy + simulation + accounting).
 
@@ -603,13 +603,17 @@ class Replay:
                 self.sim.delete_pod(key, reason="evicted")
             return evicted
 
-    def _remove(self, cand: dict, decision: dict, now: float) -> None:
-        self.drain(cand["name"])
-        self._terminate([cand["instance_id"]], now)
-        self.state = st.record_event(self.state, "scale_down", 1, now, instance_ids=[cand["instance_id"]],
-                                     node_names=[cand["name"]], reason=decision.get("reason", ""))
-        self.events.append({"time": now, "direction": "scale_down", "count": 1, "node": cand["name"],
-                            "instance_ids": [cand["instance_id"]]})
+    def _remove(self, cands: list, decision: dict, now: float) -> None:
+        """Drain then terminate each node; ONE scale_down action of ``len(cands)`` nodes is recorded
+        (docs/policy.md, replay use: ``record_event(state, "scale_down", n, now, node_names=[...])``)."""
+        for cand in cands:
+            self.drain(cand["name"])
+            self._terminate([cand["instance_id"]], now)
+        ids, names = [c["instance_id"] for c in cands], [c["name"] for c in cands]
+        self.state = st.record_event(self.state, "scale_down", len(cands), now, instance_ids=ids, node_names=names,
+                                     reason=decision.get("reason", ""))
+        self.events.append({"time": now, "direction": "scale_down", "count": len(cands), "nodes": names,
+                            "instance_ids": ids})
 
     @staticmethod
     def nodes_to_remove(decision: dict) -> list:
@@ -631,8 +635,9 @@ class Replay:
         if decision["decision"] == pol.SCALE_UP:
             self._launch(int(decision["count"]), decision, now)
         elif decision["decision"] == pol.SCALE_DOWN:
-            for cand in self.nodes_to_remove(decision):
-                self._remove(cand, decision, now)
+            cands = self.nodes_to_remove(decision)
+            if cands:
+                self._remove(cands, decision, now)
 
     def _apply_state_updates(self, decision: dict) -> None:
         """A policy that tracks unneeded nodes across runs returns the new ``unneeded`` map
@@ -704,7 +709,8 @@ class Replay:
             pending_max=max(waits) if waits else None, scale_actions=ups + downs,
             scale_ups=ups, scale_downs=downs,
             nodes_launched=sum(e.get("count", 0) for e in self.events if e["direction"] == "scale_up"),
-            nodes_removed=downs, never_joined_terminated=self.never_joined, launch_failures=self.launch_failures,
+            nodes_removed=sum(e["count"] for e in self.events if e["direction"] == "scale_down"),
+            never_joined_terminated=self.never_joined, launch_failures=self.launch_failures,
             flaps=count_flaps(flap_events, s.flap_window),
             flaps_down_up=sum(1 for f in flap_pairs(flap_events, s.flap_window) if f[1] == "scale_down"),
             sim_seconds=self.run.duration, wall_seconds=wall, cpu_seconds=cpu,
