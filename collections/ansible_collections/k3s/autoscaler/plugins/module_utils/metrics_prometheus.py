@@ -62,16 +62,21 @@ DEFAULT_QUERIES = {
                     'unless on(namespace, pod) kube_pod_owner{owner_kind="DaemonSet"}',
     # Pods whose PodScheduled condition is False/Unschedulable. Empty = 0.
     "unschedulable_pods": "kube_pod_status_unschedulable == 1",
-    # Requests (cores / bytes) of active (Pending or Running) pods, summed over containers.
-    # label node is absent for pods not bound to a node yet.
-    "pod_requests": 'sum by (namespace, pod, node, resource) ('
+    # Requests (cores / bytes) of active pods, summed over containers: Running pods summed per node
+    # (one series per node and resource, no namespace/pod labels), Pending pods one series per pod
+    # (labels namespace, pod, node; node is absent while the pod is not bound). The response is
+    # O(nodes + pending pods), not O(pods): 2,002 series / 0.2 MB instead of 62,002 series / 9.4 MB
+    # at 1,000 nodes / 30,000 pods. A per-pod override (sum by (namespace, pod, node, resource))
+    # gives the same figures. `and on(namespace, pod)` filters without a group_left join.
+    "pod_requests": 'sum by (node, resource) ('
                     'kube_pod_container_resource_requests{resource=~"cpu|memory"} '
-                    '* on(namespace, pod) group_left() '
-                    'max by (namespace, pod) (kube_pod_status_phase{phase=~"Pending|Running"} == 1))',
+                    'and on(namespace, pod) (kube_pod_status_phase{phase="Running"} == 1)) '
+                    'or sum by (namespace, pod, node, resource) ('
+                    'kube_pod_container_resource_requests{resource=~"cpu|memory"} '
+                    'and on(namespace, pod) (kube_pod_status_phase{phase="Pending"} == 1))',
     # Number of active (Pending or Running) pods bound to each node.
     "node_pods": 'count by (node) (kube_pod_info{node!=""} '
-                 '* on(namespace, pod) group_left() '
-                 'max by (namespace, pod) (kube_pod_status_phase{phase=~"Pending|Running"} == 1))',
+                 'and on(namespace, pod) (kube_pod_status_phase{phase=~"Pending|Running"} == 1))',
     # Owner kind of pending pods (label owner_kind; "<none>" when the pod has no owner).
     "pod_owner": 'kube_pod_owner * on(namespace, pod) group_left() '
                  '(max by (namespace, pod) (kube_pod_status_phase{phase="Pending"} == 1))',
@@ -82,10 +87,8 @@ DEFAULT_QUERIES = {
     # Empty = no DaemonSet pods = 0.
     "daemonset_requests": 'max by (resource) (sum by (node, resource) ('
                           'kube_pod_container_resource_requests{resource=~"cpu|memory"} '
-                          '* on(namespace, pod) group_left() '
-                          'max by (namespace, pod) (kube_pod_owner{owner_kind="DaemonSet"}) '
-                          '* on(namespace, pod) group_left() '
-                          'max by (namespace, pod) (kube_pod_status_phase{phase=~"Pending|Running"} == 1)))',
+                          'and on(namespace, pod) kube_pod_owner{owner_kind="DaemonSet"} '
+                          'and on(namespace, pod) (kube_pod_status_phase{phase=~"Pending|Running"} == 1)))',
     # CPU utilisation percent 0-100 per node (label nodename == Kubernetes node name in k3s).
     "node_cpu_percent": '100 * (1 - avg by (nodename) ('
                         'rate(node_cpu_seconds_total{mode="idle"}[$rate_window]) '
