@@ -268,8 +268,8 @@ def validate_binpack_config(merged, out):
 # --------------------------------------------------------------------------
 
 def fits(cpu, mem, free_cpu, free_mem):
-    """True when a request (cores, bytes) fits free capacity (cores, bytes), with a 1e-9 tolerance."""
-    return cpu <= free_cpu + EPS and mem <= free_mem + EPS * max(1.0, free_mem)
+    """True when a request (cores, bytes) fits free capacity (cores, bytes), with a 1e-9 core / 1 byte tolerance."""
+    return cpu <= free_cpu + EPS and mem <= free_mem + 1
 
 
 def _size_key(pod, node_cpu, node_mem):
@@ -346,9 +346,34 @@ def simulate_drain(pods, destinations):
     :returns: ``(ok, placements, unplaced, new_destinations)``; ``new_destinations`` has the
         capacity left after placing (use it for the next node removed in the same run).
     """
-    res = ffd_pack(pods, 0.0, 0.0, bins=destinations, max_new_nodes=0)
-    dests = [dict(name=b["name"], free_cpu=b["free_cpu"], free_mem=b["free_mem"]) for b in res["bins"]]
-    return (not res["unplaced"], res["placements"], res["unplaced"], dests)
+    dests = [dict(name=b["name"], free_cpu=b["free_cpu"], free_mem=b["free_mem"]) for b in destinations]
+    placed, unplaced = _drain_inplace(pods, dests, ())
+    return (not unplaced, [(p, d["name"]) for p, d in placed], unplaced, dests)
+
+
+def _drain_inplace(pods, dests, exclude):
+    """FFD of ``pods`` onto ``dests`` (mutated in place), skipping names in ``exclude``.
+
+    All-or-nothing: when a pod does not fit, every placement is rolled back. Returns
+    ``(placements [(pod, dest)], unplaced [pod])``.
+    """
+    placed, unplaced = [], []
+    for pod in sorted(pods, key=lambda p: (-p["cpu_cores"], -p["memory_bytes"], p.get("namespace") or "",
+                                           p.get("name") or "")):
+        cpu, mem = pod["cpu_cores"], pod["memory_bytes"]
+        for d in dests:
+            if cpu <= d["free_cpu"] + EPS and mem <= d["free_mem"] + 1 and d["name"] not in exclude:
+                d["free_cpu"] -= cpu
+                d["free_mem"] -= mem
+                placed.append((pod, d))
+                break
+        else:
+            unplaced.append(pod)
+    if unplaced:
+        for pod, d in placed:
+            d["free_cpu"] += pod["cpu_cores"]
+            d["free_mem"] += pod["memory_bytes"]
+    return placed, unplaced
 
 
 def parse_time(v):
@@ -406,17 +431,61 @@ def _norm_pending(pods):
     return out
 
 
-def _norm_pods(pods):
-    """pods_detail -> {node_name: [pod]} (validated)."""
+_INF = float("inf")
+
+
+def _plain_number(v):
+    return v.__class__ in (int, float)
+
+
+class _PodIndex(object):
+    """pods_detail grouped by node; a node's pods are validated and normalised on first use only
+    (a replay with thousands of pods pays for the candidate nodes' pods, not for all of them)."""
+
+    def __init__(self, pods):
+        self.raw = {}
+        self.cache = {}
+        for i, p in enumerate(pods or []):
+            if not isinstance(p, dict):
+                raise _in_err("pods_detail[%d]" % i, "must be a dict {namespace, name, node, cpu_cores, memory_bytes, "
+                                                    "owner_kind, daemonset, safe_to_evict, pdb_disruptions_allowed, "
+                                                    "kube_system}")
+            node = p.get("node")
+            if node:
+                self.raw.setdefault(node, []).append((i, p))
+
+    def __bool__(self):
+        return bool(self.raw)
+
+    def movable_count(self, node):
+        """Pods on ``node`` that are neither DaemonSet nor mirror pods (no validation)."""
+        return sum(1 for _i, p in self.raw.get(node, ())
+                   if not p.get("daemonset") and p.get("owner_kind") not in ("DaemonSet", "Node"))
+
+    def get(self, node):
+        if node not in self.cache:
+            self.cache[node] = _norm_pods(self.raw.get(node, ())).get(node, [])
+        return self.cache[node]
+
+    def daemonset_max(self):
+        """(cores, bytes): max over nodes of the DaemonSet pods' requests on one node."""
+        cpu = mem = 0
+        for node, items in self.raw.items():
+            c = m = 0
+            for i, p in items:
+                if p.get("daemonset") or p.get("owner_kind") == "DaemonSet":
+                    c += _req(p, "cpu_cores", "pods_detail[%d].cpu_cores" % i)
+                    m += _req(p, "memory_bytes", "pods_detail[%d].memory_bytes" % i)
+            cpu, mem = max(cpu, c), max(mem, m)
+        return cpu, mem
+
+
+def _norm_pods(indexed):
+    """[(index, pods_detail item)] -> {node_name: [pod]} (validated)."""
     by_node = {}
-    for i, p in enumerate(pods or []):
+    for i, p in indexed:
         f = "pods_detail[%d]" % i
-        if not isinstance(p, dict):
-            raise _in_err(f, "must be a dict {namespace, name, node, cpu_cores, memory_bytes, owner_kind, daemonset, "
-                             "safe_to_evict, pdb_disruptions_allowed, kube_system}")
         node = p.get("node")
-        if not node:
-            continue
         pda = p.get("pdb_disruptions_allowed")
         if pda is not None and not _is_int(pda):
             raise _in_err(f + ".pdb_disruptions_allowed", "must be an integer or null (no PDB matches), got %r" % (pda,))
@@ -425,10 +494,14 @@ def _norm_pods(pods):
             raise _in_err(f + ".safe_to_evict", "must be true, false or null (annotation %s absent), got %r"
                           % (SAFE_TO_EVICT_ANNOTATION, ste))
         ns = p.get("namespace") or ""
+        cpu, mem = p.get("cpu_cores") or 0, p.get("memory_bytes") or 0
+        if not (_plain_number(cpu) and 0 <= cpu < _INF):
+            cpu = _req(p, "cpu_cores", f + ".cpu_cores")
+        if not (_plain_number(mem) and 0 <= mem < _INF):
+            mem = _req(p, "memory_bytes", f + ".memory_bytes")
         by_node.setdefault(node, []).append({
             "namespace": ns, "name": str(p.get("name") or ""), "node": node,
-            "cpu_cores": float(_req(p, "cpu_cores", f + ".cpu_cores")),
-            "memory_bytes": int(_req(p, "memory_bytes", f + ".memory_bytes")),
+            "cpu_cores": float(cpu), "memory_bytes": int(mem),
             "owner_kind": p.get("owner_kind"),
             "daemonset": bool(p.get("daemonset")) or p.get("owner_kind") == "DaemonSet",
             "mirror": p.get("owner_kind") == "Node",
@@ -472,10 +545,7 @@ def daemonset_overhead(cfg, metrics, pods_by_node):
         raise _in_err("metrics.daemonset_requests", "must be {cpu_cores: cores >= 0, memory_bytes: bytes >= 0}, got %r"
                       % (ds,))
     if pods_by_node:
-        cpu = mem = 0
-        for pods in pods_by_node.values():
-            cpu = max(cpu, sum(p["cpu_cores"] for p in pods if p["daemonset"]))
-            mem = max(mem, sum(p["memory_bytes"] for p in pods if p["daemonset"]))
+        cpu, mem = pods_by_node.daemonset_max()
         return {"cpu_cores": float(cpu), "memory_bytes": int(mem)}, "pods_detail (max over nodes)"
     return {"cpu_cores": 0.0, "memory_bytes": 0}, "unknown (no daemonset_requests, no pods_detail): assumed 0"
 
@@ -555,7 +625,7 @@ def binpacking_policy(m, cfg, nodes_detail, pending_pods_detail, context):
     gmap = dict((g["name"], g) for g in groups)
     nodes_detail = nodes_detail or []
     pods_given = context.get("pods_detail") is not None
-    pods_by_node = _norm_pods(context.get("pods_detail"))
+    pods_by_node = _PodIndex(context.get("pods_detail"))
     pending = _norm_pending(pending_pods_detail)
     instances = _norm_instances(context.get("instances"))
     overhead, overhead_src = daemonset_overhead(cfg, m, pods_by_node)
@@ -853,14 +923,13 @@ def _scale_down_analysis(result, cfg, workers, pods_by_node, pods_given, state, 
         cpu_r = _ratio(n.get("requested_cpu_cores"), n.get("allocatable_cpu_cores"))
         mem_r = _ratio(n.get("requested_memory_bytes"), n.get("allocatable_memory_bytes"))
         util = max(cpu_r, mem_r) if cpu_r is not None and mem_r is not None else None
-        pods = pods_by_node.get(name, [])
         covered = pods_given and (pods_nodes is None or name in pods_nodes)
-        movable = [p for p in pods if not p["daemonset"] and not p["mirror"]]
-        empty = (not movable) if covered else (n.get("pods") == 0)
+        n_movable = pods_by_node.movable_count(name) if covered else None
+        empty = (n_movable == 0) if covered else (n.get("pods") == 0)
         rec = {"name": name, "instance_id": n.get("instance_id"), "instance_type": n.get("instance_type"),
                "node_group": grp, "utilization": util, "cpu_requests_ratio": cpu_r, "memory_requests_ratio": mem_r,
                "cpu_percent": n.get("cpu_percent"), "memory_percent": n.get("memory_percent"),
-               "pods": n.get("pods"), "movable_pods": len(movable) if covered else None, "empty": empty,
+               "pods": n.get("pods"), "movable_pods": n_movable, "empty": empty,
                "unschedulable": bool(n.get("unschedulable")),
                "unneeded_for": None, "unneeded_time": cfg["scale_down_unneeded_time"], "status": "needed",
                "reason": ""}
@@ -897,6 +966,7 @@ def _scale_down_analysis(result, cfg, workers, pods_by_node, pods_given, state, 
                        "them): cannot prove they fit elsewhere")
                 rec["blocked_by"] = {"kind": BLOCKED_PODS_DETAIL}
             else:
+                pods = pods_by_node.get(name)
                 blk = _blocking_pod(pods)
                 if blk is not None:
                     kind, pod, text = blk
@@ -909,26 +979,24 @@ def _scale_down_analysis(result, cfg, workers, pods_by_node, pods_given, state, 
             rec["reason"] = why
             rec["status"] = "blocked" if "blocked_by" in rec else "needed"
             continue
-        evaluated.append((n, grp, rec, movable))
+        evaluated.append((n, grp, rec, [p for p in pods_by_node.get(name) if not p["daemonset"] and not p["mirror"]]
+                          if covered else []))
 
     # simulation: least utilised first; a node planned unneeded is no destination for later ones.
     evaluated.sort(key=lambda t: (not t[2]["empty"], t[2]["utilization"], t[2]["name"]))
     removed_names = set()
-    dests = list(dest_pool)
+    dests = dest_pool
     unneeded = {}
     for n, grp, rec, movable in evaluated:
         name = rec["name"]
-        others = [d for d in dests if d["name"] != name and d["name"] not in removed_names]
-        ok, placements, unplaced, left = simulate_drain(movable, others)
-        if not ok:
+        placed, unplaced = _drain_inplace(movable, dests, removed_names | set([name]))
+        if unplaced:
             rec["reason"] = ("simulation: %d pod(s) do not fit on the other nodes: %s"
                              % (len(unplaced), ", ".join(_pod_str(p) for p in unplaced[:5])))
             rec["status"] = "needed"
             rec["simulation"] = {"fits": False, "unplaced": [_pod_ref(p) for p in unplaced]}
             continue
-        rec["simulation"] = {"fits": True, "placements": [dict(_pod_ref(p), node=b) for p, b in placements]}
-        left_by = dict((d["name"], d) for d in left)
-        dests = [left_by.get(d["name"], d) for d in dests]
+        rec["simulation"] = {"fits": True, "placements": [dict(_pod_ref(p), node=d["name"]) for p, d in placed]}
         removed_names.add(name)
         first = prev_unneeded.get(name)
         first = float(first) if _is_number(first) and first <= now else now
