@@ -58,9 +58,33 @@ INSTANCE_TYPE_LABELS = ("node.kubernetes.io/instance-type", "beta.kubernetes.io/
 CONTROL_PLANE_LABELS = ("node-role.kubernetes.io/control-plane", "node-role.kubernetes.io/master")
 
 
+def _check_kubeconfig_file(kubeconfig):
+    """Name the real problem of an explicit kubeconfig path (the client's own messages for a missing
+    or non-YAML file are misleading, e.g. "Expected key current-context")."""
+    if not kubeconfig:
+        return
+    if not os.path.isfile(kubeconfig):
+        raise MetricsError("kubeconfig", kubeconfig, "kubeconfig file %s does not exist (or is not a file); "
+                                                     "set kubeconfig to the path of a readable kubeconfig" % kubeconfig)
+    try:
+        import yaml
+        with open(kubeconfig, "r") as f:
+            data = yaml.safe_load(f)
+    except (OSError, UnicodeDecodeError) as exc:
+        raise MetricsError("kubeconfig", kubeconfig, "cannot read kubeconfig file %s: %s" % (kubeconfig, exc))
+    except yaml.YAMLError as exc:
+        raise MetricsError("kubeconfig", kubeconfig, "kubeconfig file %s is not valid YAML: %s"
+                           % (kubeconfig, str(exc)[:200]))
+    if not isinstance(data, dict):
+        raise MetricsError("kubeconfig", kubeconfig, "kubeconfig file %s is not a kubeconfig (a YAML mapping with "
+                                                     "clusters, contexts, users), got %s"
+                           % (kubeconfig, type(data).__name__ if data is not None else "an empty file"))
+
+
 def _api_client(kubeconfig, context, validate_certs):
     if not HAS_KUBERNETES:
         raise MetricsError("kubeconfig", kubeconfig, "python package kubernetes is required: %s" % KUBERNETES_IMPORT_ERROR)
+    _check_kubeconfig_file(kubeconfig)
     cfg = k8s_client.Configuration()
     try:
         if not kubeconfig and not context and os.environ.get("KUBERNETES_SERVICE_HOST"):
@@ -97,7 +121,11 @@ def _get(api, name, timeout, allow_404=False):
         if allow_404 and exc.status == 404:
             return None
         body = exc.body.decode("utf-8", "replace") if isinstance(exc.body, bytes) else (exc.body or "")
-        raise MetricsError(name, url, "HTTP %s %s from the Kubernetes API: %s" % (exc.status, exc.reason, body[:300]))
+        hint = {401: "; the kubeconfig user's credentials (token or client certificate) were rejected: renew them",
+                403: "; the kubeconfig user lacks RBAC permission for this list: bind it to the ClusterRole of "
+                     "roles/k3s_manifests (nodes, pods get/list/watch)"}.get(exc.status, "")
+        raise MetricsError(name, url, "HTTP %s %s from the Kubernetes API: %s%s"
+                           % (exc.status, exc.reason, body[:300], hint))
     except Exception as exc:  # urllib3 connection/timeout errors and friends
         raise MetricsError(name, url, "cannot reach the Kubernetes API: %s; check kubeconfig/context and that the "
                                       "API server is running" % (str(exc)[:300]))
