@@ -747,8 +747,9 @@ def targets(results: dict, scenario: str, candidate: str, baseline: str, s: Sett
     if b is not None and b.p95 is not None and c.p95 is not None:
         cut = 1.0 - c.p95 / b.p95 if b.p95 > 0 else 0.0
         out.append({"target": "p95 pending >= 30%% lower than %s's at equal or lower node-hours" % baseline,
-                    "value": "%.0f%% lower (%.0f s vs %.0f s), node-hours %.2f vs %.2f"
-                             % (100 * cut, c.p95, b.p95, c.node_hours, b.node_hours),
+                    "value": "%.0f%% %s (%.0f s vs %.0f s), node-hours %.2f vs %.2f"
+                             % (100 * abs(cut), "lower" if cut >= 0 else "HIGHER", c.p95, b.p95, c.node_hours,
+                                b.node_hours),
                     "met": cut >= 0.30 and c.node_hours <= b.node_hours + 1e-9})
     return out
 
