@@ -236,8 +236,38 @@ def _reject_constant(name):
     raise ValueError("non-finite number %s is not valid JSON" % name)
 
 
+#: Loading refuses files/histories beyond these (a runaway writer or a wrong file, never a real state) and
+#: timestamps further in the future than MAX_FUTURE_SKEW seconds (corruption or a badly wrong clock: such a
+#: cooldown would block scaling for years). Smaller skews are handled by the policy (cooldown fully active).
+MAX_STATE_BYTES = 16 * 1024 * 1024
+MAX_EVENTS = 10000
+MAX_FUTURE_SKEW = 86400.0
+
+
+def _check_sane(data, path, now):
+    events = data["events"]
+    if len(events) > MAX_EVENTS:
+        raise StateError(path, "implausible: %d events in the history (at most %d are ever kept); %s"
+                         % (len(events), MAX_EVENTS, _repair_hint()))
+    limit = now + MAX_FUTURE_SKEW
+    stamps = [(k, data.get(k)) for k in ("last_scale_up", "last_scale_down")]
+    stamps += [("events[%d].time" % i, ev["time"]) for i, ev in enumerate(events)]
+    stamps += [("unneeded.%s" % k, v) for k, v in (data.get("unneeded") or {}).items()]
+    for what, v in stamps:
+        if v is not None and v > limit:
+            raise StateError(path, "%s %r is %.0f s in the future (more than %d s ahead of this host's clock "
+                                   "%.0f): a corrupt file or a wrong clock; fix the clock, or %s"
+                             % (what, v, v - now, MAX_FUTURE_SKEW, now, _repair_hint()))
+
+
 def _read(path):
     """Parse and validate the file; None when it does not exist."""
+    try:
+        if os.path.getsize(path) > MAX_STATE_BYTES:
+            raise StateError(path, "implausible size %d bytes (more than %d); %s"
+                             % (os.path.getsize(path), MAX_STATE_BYTES, _repair_hint()))
+    except OSError:
+        pass  # missing/unreadable: reported below
     try:
         with open(path, "r", encoding="utf-8") as f:
             raw = f.read()
@@ -245,13 +275,17 @@ def _read(path):
         return None
     except IsADirectoryError:
         raise StateError(path, "is a directory, not a JSON file; point state_file at a file path")
+    except UnicodeDecodeError as e:
+        raise StateError(path, "is corrupt (not UTF-8 text: %s); %s" % (e, _repair_hint()))
     except OSError as e:
         raise StateError(path, "cannot be read (%s); check its permissions" % e.strerror)
     try:
         data = json.loads(raw, parse_constant=_reject_constant)
     except ValueError as e:
         raise StateError(path, "is corrupt (not valid JSON: %s); %s" % (e, _repair_hint()))
-    return validate_state(data, path)
+    validate_state(data, path)
+    _check_sane(data, path, time.time())
+    return data
 
 
 def load_state(path):
