@@ -21,6 +21,7 @@ import argparse
 import json
 import os
 import re
+import shutil
 import signal
 import statistics
 import subprocess
@@ -195,6 +196,8 @@ def bench_size(nodes, args, base_env):
         scrape_s = prom_scalar(prom, 'max(scrape_duration_seconds{job="kube-state-metrics"})')
     finally:
         stop(proc)
+        if not args.keep:
+            shutil.rmtree(run_dir, ignore_errors=True)
     metrics_t = [a["tasks"].get(METRICS_TASK, float("nan")) for a in auto]
     rest_t = [sum(v for k, v in a["tasks"].items() if k != METRICS_TASK) for a in auto]
     overhead = [a["wall_s"] - n["wall_s"] for a, n in zip(auto, noop)]
@@ -231,6 +234,8 @@ def main(argv=None):
     p.add_argument("--start-timeout", type=float, default=240)
     p.add_argument("--warm-timeout", type=float, default=180)
     p.add_argument("--tmp", default=None, help="parent of the per-size temp state dirs")
+    p.add_argument("--keep", action="store_true",
+                   help="keep the per-size state dirs (cluster log, Prometheus TSDB, ec2.sqlite) instead of removing them")
     p.add_argument("--out", default=os.path.join(ROOT, "out", "bench-cycle.json"))
     args = p.parse_args(argv)
 
