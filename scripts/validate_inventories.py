@@ -13,7 +13,11 @@ What is checked, for every inventory directory (one that holds ``hosts.yml``/``h
   automatic argument validation runs), including ``choices``. Values that are Jinja templates (``{{ ... }}``)
   are resolved only at run time and are not type-checked here;
 * percentages (options whose description says ``percent``) must be within 0-100; counts, seconds and other
-  numbers must not be negative (``autoscale_max_nodes`` and ``autoscale_max_scale_up_step`` at least 1);
+  numbers must not be negative (``autoscale_max_nodes`` and ``autoscale_max_scale_up_step`` at least 1) and must be
+  finite (no ``.nan``/``.inf``); options named ``*_url`` must be a non-empty ``http(s)://host...`` URL;
+  ``autoscale_cluster_name``/``autoscale_node_group`` must be Kubernetes label values (they also become EC2 tags and
+  Prometheus label values, so no quote/brace/newline can reach a query); ``autoscale_state_file`` must not be empty;
+  ``autoscale_prometheus_rate_window`` must be a PromQL duration;
 * per host, on the merged variables (all < groups < host): ``autoscale_min_nodes`` <= ``autoscale_max_nodes``.
 
 Where variables come from: ``hosts.yml`` (group ``vars:`` and host entries), ``group_vars/<group>.yml`` or every
@@ -29,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import math
 import os
 import re
 import sys
@@ -64,6 +69,17 @@ SPEC_KEYS = {"type", "elements", "default", "choices", "required", "options", "n
              "required_if", "required_one_of", "mutually_exclusive", "required_together", "apply_defaults"}
 VAULT_HEADER = "$ANSIBLE_VAULT;"
 VAR_EXTENSIONS = ("", ".yml", ".yaml", ".json")
+# Options named *_url (Prometheus, k3s server, Grafana): a non-empty http(s) URL with a host, no whitespace.
+URL = re.compile(r"^https?://[^/\s?#]+(?:[/?#]\S*)?$")
+# Values that become Kubernetes label values (--node-label), EC2 tags and Prometheus label values: the
+# Kubernetes label-value syntax, which also keeps them inert in PromQL (no quotes, braces, spaces, newlines).
+LABEL_VALUE_KEYS = ("autoscale_cluster_name", "autoscale_node_group")
+LABEL_VALUE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9_.-]{0,61}[A-Za-z0-9])?$")
+# Must not be empty: an empty state file path would run without cooldowns.
+NON_EMPTY_KEYS = ("autoscale_state_file",)
+# PromQL durations (k3s_metrics rate_window).
+DURATION_KEYS = ("autoscale_prometheus_rate_window",)
+DURATION = re.compile(r"^(?:[0-9]+(?:ms|[smhdwy]))+$")
 
 
 # --------------------------------------------------------------------------------------------- YAML loading
@@ -302,11 +318,27 @@ def check_value(key: str, value: Any, option: dict[str, Any]) -> tuple[list[str]
     from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 
     spec = {k: v for k, v in option.items() if k in SPEC_KEYS and k != "default"}
-    result = ArgumentSpecValidator({key: spec}).validate({key: value})
+    if isinstance(value, float) and not math.isfinite(value):
+        return [f"{value!r} is not a finite number; use a plain number"], None
+    try:
+        result = ArgumentSpecValidator({key: spec}).validate({key: value})
+    except (OverflowError, ValueError) as exc:  # e.g. int('.inf') inside Ansible's type checker
+        return [f"{value!r} cannot be converted to {spec.get('type', 'the option type')}: {exc}"], None
     problems = [str(e) for e in result.errors]  # each message names the argument and the expected type
     if problems:
         return problems, None
     coerced = result.validated_parameters.get(key)
+    if key.endswith("_url") and isinstance(coerced, str) and not URL.match(coerced):
+        return [f"{coerced!r} is not an http:// or https:// URL with a host (empty is not allowed), "
+                "e.g. http://127.0.0.1:9090"], None
+    if key in LABEL_VALUE_KEYS and isinstance(coerced, str) and not LABEL_VALUE.match(coerced):
+        return [f"{coerced!r} is not a valid Kubernetes label value (1-63 of A-Z a-z 0-9 - _ . starting and "
+                "ending alphanumeric); it becomes a node label, an EC2 tag and a Prometheus label value"], None
+    if key in NON_EMPTY_KEYS and isinstance(coerced, str) and not coerced.strip():
+        return ["must not be empty (without a state file cooldowns are not enforced); "
+                "e.g. /var/lib/k3s-autoscaler/state.json"], None
+    if key in DURATION_KEYS and isinstance(coerced, str) and not DURATION.match(coerced):
+        return [f"{coerced!r} is not a PromQL duration; use e.g. 30s, 5m or 1h"], None
     if isinstance(coerced, bool) or not isinstance(coerced, (int, float)):
         return [], coerced
     if _is_percent(option) and not 0 <= coerced <= 100:
