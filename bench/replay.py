@@ -4,7 +4,7 @@ in virtual time, against an oracle lower bound. A benchmark that prints figures,
 
 What runs
 ---------
-For each scenario (``burst``, ``diurnal``, ``trace``) and each policy (every name in
+For each scenario (``burst``, ``burst-20m`` = burst held 20 min, ``diurnal``, ``trace``) and each policy (every name in
 ``policy.POLICIES`` that is asked for; by default ``threshold`` and, once registered, ``binpacking``):
 
 * :class:`local_cluster.simulation.Simulation` on a :class:`local_cluster.clock.VirtualClock`, in memory
@@ -86,13 +86,14 @@ from local_cluster import kubelet as kl  # noqa: E402
 from local_cluster import trace as trace_mod  # noqa: E402
 from local_cluster.clock import VirtualClock  # noqa: E402
 from local_cluster.simulation import NODE_BASE_CPU, NODE_BASE_MEMORY, Simulation  # noqa: E402
-from local_cluster.workloads import Scenario, load_scenario  # noqa: E402
+from local_cluster.workloads import (  # noqa: E402
+    Scenario, TimeFunction, _parse_count, load_scenario, parse_cpu, parse_memory)
 
 CITATION = trace_mod.CITATION
 MIB = 1024 * 1024
 LIVE_EC2_STATES = ["pending", "running", "stopping", "stopped"]  # what ec2_instance_info lists as existing
 DEFAULT_POLICIES = ("threshold", "binpacking")
-DEFAULT_SCENARIOS = ("burst", "diurnal", "trace")
+DEFAULT_SCENARIOS = ("burst", "burst-20m", "diurnal", "trace")
 
 
 # --------------------------------------------------------------------------------------------- settings
@@ -149,6 +150,17 @@ def build_scenario(name: str, *, trace_start: float = 12.0e6, trace_days: float 
                                 "(%d vCPU, %d GiB); %s" % (trace_start, trace_start + trace_days * 86400, len(wls),
                                                           trace_instance_type, itype["vcpu"],
                                                           itype["memory_mib"] // 1024, CITATION))
+    if name == "burst-20m":
+        # burst.yaml with the burst held for 20 min instead of 2: long enough for new nodes to matter
+        sc = load_scenario("burst")
+        sc.name, sc.speed = name, 1.0
+        w = sc.workloads[0]
+        w.replicas = TimeFunction([[0, 3], [40, 12], [1240, 1]], _parse_count, "web.replicas")
+        w.usage_cpu = TimeFunction([[0, "400m"], [1240, "50m"]], parse_cpu, "web.usage.cpu")
+        w.usage_memory = TimeFunction([[0, "300Mi"], [1240, "100Mi"]], parse_memory, "web.usage.memory")
+        return ScenarioRun(name, sc, duration or 3600.0, sc.autoscaler.get("instance_type") or sc.instance_type,
+                           int(sc.autoscaler.get("min_nodes", 1)), int(sc.autoscaler.get("max_nodes", 10)),
+                           note="burst.yaml with 12 x 500m held from t=40 s to t=1240 s (20 min), speed 1")
     sc = load_scenario(name)
     sc.speed = 1.0
     auto = sc.autoscaler

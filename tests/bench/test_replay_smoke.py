@@ -239,3 +239,11 @@ def test_a_policy_blind_to_booting_instances_overshoots_max_nodes(monkeypatch, t
     run = R.build_scenario("burst", duration=600)
     r = R.replay(run, "always_up", R.Settings(check_interval=30, tick=10, scale_up_cooldown=0), str(tmp_path))
     assert r.nodes_launched > run.max_nodes - run.scenario.initial_nodes
+
+
+def test_burst_20m_variant_holds_the_burst_for_20_minutes():
+    run = R.build_scenario("burst-20m")
+    w = run.scenario.workloads[0]
+    assert [w.desired(t) for t in (0, 40, 1239, 1240)] == [3, 12, 12, 1]
+    assert run.duration == 3600 and run.instance_type == "m5.large"
+    assert R.build_scenario("burst").scenario.workloads[0].desired(200) == 1  # the original is untouched
