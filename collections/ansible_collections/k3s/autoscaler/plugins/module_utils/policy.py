@@ -19,6 +19,11 @@ Public API
     The decision. ``state`` is the dict from ``state.load_state()`` (only
     ``last_scale_up`` / ``last_scale_down`` are read) or ``None`` when there is
     no state file (then cooldowns are NOT enforced and a warning says so).
+    A pending-pods scale_up of a non-context policy is held (``blocked_by``
+    ``draining``) while a node this autoscaler is removing is still listed
+    cordoned/NotReady (:func:`draining_by_us`: ``pending_removal.node`` or a
+    ``scale_down`` event younger than ``scale_up_cooldown``): a draining node
+    is not missing capacity.
 ``select_candidates(nodes_detail) -> list``
     Scale-down candidates, least-utilised first.
 ``POLICIES``
@@ -51,6 +56,7 @@ BLOCKED_MAX_NODES = "max_nodes"
 BLOCKED_MIN_NODES = "min_nodes"
 BLOCKED_MISSING_METRICS = "missing_metrics"
 BLOCKED_NO_CANDIDATES = "no_candidates"
+BLOCKED_DRAINING = "draining"
 
 DEFAULTS = {
     "pending_pods_threshold": 0,
@@ -452,6 +458,29 @@ def register_policy(name, fn, context=False):
 # decide
 # --------------------------------------------------------------------------
 
+def draining_by_us(state, nodes_detail, now, window):
+    """Names of nodes still listed (cordoned or NotReady) in ``nodes_detail`` that this autoscaler is removing.
+
+    A node is "draining by us" when the state names it as being removed: the ``node`` of a
+    ``pending_removal`` record (written before the cordon), or the ``node_names`` of a
+    ``scale_down`` event less than ``window`` seconds old (its instance is terminating and
+    its evicted pods are rescheduling). Such a node is not missing capacity.
+    """
+    if not state or not nodes_detail:
+        return []
+    ours = set()
+    rec = state.get("pending_removal")
+    if isinstance(rec, dict) and isinstance(rec.get("node"), str):
+        ours.add(rec["node"])
+    for ev in state.get("events") or []:
+        if (isinstance(ev, dict) and ev.get("direction") == SCALE_DOWN and _is_number(ev.get("time"))
+                and 0 <= now - ev["time"] < window):
+            ours.update(n for n in ev.get("node_names") or [] if isinstance(n, str))
+    listed = set(n.get("name") for n in nodes_detail
+                 if isinstance(n, dict) and (n.get("unschedulable") or n.get("ready") is not True))
+    return sorted(ours & listed)
+
+
 def _blocked(reason, why):
     """Turn a proposal reason "scale_up: X" into "no_action: scale_up wanted (X) but <why>"."""
     head, _sep, rest = reason.partition(": ")
@@ -565,6 +594,16 @@ def decide(metrics, config, state, now, nodes_detail=None, pending_pods_detail=N
                 "reason": "scale_down: %d nodes > max_nodes %d; removing 1 toward max_nodes" % (nodes, mx)}
     else:
         prop = POLICIES[cfg["policy"]](m, cfg, nodes_detail, pending_pods_detail)
+        # A node we are removing (cordoned, drained, instance terminating) is still counted in
+        # metrics.nodes, and the pods evicted from it are Pending until they reschedule: that
+        # is not missing capacity, so it never triggers a launch (no scale_down/scale_up flap).
+        draining = draining_by_us(state, nodes_detail, float(now), cfg["scale_up_cooldown"])
+        if prop["decision"] == SCALE_UP and draining:
+            prop = {"decision": NO_ACTION, "count": 0, "blocked_by": [BLOCKED_DRAINING],
+                    "reason": _blocked(prop["reason"], "node(s) %s are being removed by this autoscaler (scale_down "
+                                                       "in flight): their evicted pods are expected to be Pending "
+                                                       "until they reschedule; a draining node is not missing "
+                                                       "capacity" % ", ".join(draining))}
 
     decision = prop["decision"]
     count = int(prop["count"])
