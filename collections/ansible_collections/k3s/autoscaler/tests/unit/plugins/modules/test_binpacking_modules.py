@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -132,10 +133,11 @@ def test_pods_come_from_the_kubernetes_api_when_not_passed(kubeapi, tmp_path):
 
 def test_launch_failed_backs_off_and_run_metrics_count_it(tmp_path):
     sf = str(tmp_path / "state.json")
+    t = float(int(time.time()))
     r = run_module("k3s_scale_event", {"state_file": sf, "direction": "launch_failed", "node_group": "default",
-                                       "error_code": "InsufficientInstanceCapacity", "time": 1.8e9}, diff=True)
+                                       "error_code": "InsufficientInstanceCapacity", "time": t}, diff=True)
     assert not r.get("failed"), r
-    assert r["state"]["backoff"]["default"] == {"until": 1.8e9 + 300, "failures": 1,
+    assert r["state"]["backoff"]["default"] == {"until": t + 300, "failures": 1,
                                                 "error_code": "InsufficientInstanceCapacity"}
     assert r["diff"]["after"]["backoff"]["default"]["failures"] == 1
     assert r["state"]["last_scale_up"] is None and r["state"]["totals"]["launch_failures"] == 1
@@ -143,6 +145,7 @@ def test_launch_failed_backs_off_and_run_metrics_count_it(tmp_path):
     assert r.get("failed") and "node_group" in r["msg"]
     r = run_module("k3s_scale_event", {"state_file": sf, "direction": "drain_failed", "node_names": ["idle"],
                                        "skip_seconds": 600, "reason": "eviction refused by PDB"})
+    assert not r.get("failed"), r
     assert r["state"]["node_backoff"]["idle"]["reason"] == "eviction refused by PDB"
     prom = str(tmp_path / "m.prom")
     r = run_module("k3s_run_metrics", {"path": prom, "cluster": "c", "node_group": "default", "decision": "no_action",
