@@ -447,9 +447,9 @@ class _PodIndex(object):
         self.cache = {}
         for i, p in enumerate(pods or []):
             if not isinstance(p, dict):
-                raise _in_err("pods_detail[%d]" % i, "must be a dict {namespace, name, node, cpu_cores, memory_bytes, "
-                                                    "owner_kind, daemonset, safe_to_evict, pdb_disruptions_allowed, "
-                                                    "kube_system}")
+                raise _in_err("pods_detail[%d]" % i,
+                              "must be a dict {namespace, name, node, cpu_cores, memory_bytes, owner_kind, daemonset, "
+                              "safe_to_evict, pdb_disruptions_allowed, kube_system}")
             node = p.get("node")
             if node:
                 self.raw.setdefault(node, []).append((i, p))

@@ -223,7 +223,7 @@ def _api(kubeconfig, context, validate_certs):
     return k8s_client.ApiClient(cfg)
 
 
-def _items(call, endpoint, timeout, *args, **kwargs):
+def _object(call, endpoint, timeout, *args, **kwargs):
     try:
         resp = call(*args, _preload_content=False, _request_timeout=timeout, **kwargs)
     except ApiException as e:
@@ -235,20 +235,38 @@ def _items(call, endpoint, timeout, *args, **kwargs):
         data = json.loads(resp.data)
     except ValueError:
         raise K8sPodsError(endpoint, "answer is not JSON: %r" % resp.data[:200])
-    if not isinstance(data, dict) or not isinstance(data.get("items"), list):
+    if not isinstance(data, dict):
+        raise K8sPodsError(endpoint, "expected an object, got %r" % str(data)[:200])
+    return data
+
+
+def _items(call, endpoint, timeout, *args, **kwargs):
+    data = _object(call, endpoint, timeout, *args, **kwargs)
+    if not isinstance(data.get("items"), list):
         raise K8sPodsError(endpoint, "expected a List with items, got %r" % str(data)[:200])
     return data["items"]
 
 
-def fetch_pods_detail(node_names, kubeconfig=None, context=None, validate_certs=True, timeout=10):
+def fetch_pods_detail(node_names, kubeconfig=None, context=None, validate_certs=True, timeout=10,
+                      with_annotations=False):
     """List the pods on ``node_names`` and all PDBs; return :func:`pods_detail_from_api` of them.
 
+    With ``with_annotations`` also read each node (``GET /api/v1/nodes/<node>``) and return
+    ``(pods_detail, {node: metadata.annotations})`` (the binpacking policy reads
+    ``cluster-autoscaler.kubernetes.io/scale-down-disabled`` from them).
+
     :raises K8sPodsError: naming the endpoint (``GET /api/v1/pods?fieldSelector=spec.nodeName=<node>``,
-        ``GET /apis/policy/v1/poddisruptionbudgets``, ``GET /api/v1/namespaces/<ns>/pods``).
+        ``GET /apis/policy/v1/poddisruptionbudgets``, ``GET /api/v1/namespaces/<ns>/pods``,
+        ``GET /api/v1/nodes/<node>``).
     """
     api = _api(kubeconfig, context, validate_certs)
+    annotations = {}
     try:
         core = k8s_client.CoreV1Api(api)
+        if with_annotations:
+            for node in sorted(set(node_names)):
+                annotations[node] = _meta(_object(core.read_node, "GET /api/v1/nodes/%s" % node, timeout,
+                                                  node)).get("annotations") or {}
         policy = k8s_client.PolicyV1Api(api)
         pods = []
         for node in sorted(set(node_names)):
@@ -263,6 +281,7 @@ def fetch_pods_detail(node_names, kubeconfig=None, context=None, validate_certs=
     finally:
         api.close()
     try:
-        return pods_detail_from_api(pods, pdbs, namespace_pods)
+        detail = pods_detail_from_api(pods, pdbs, namespace_pods)
     except ValueError as e:
         raise K8sPodsError("GET /api/v1/pods", str(e))
+    return (detail, annotations) if with_annotations else detail

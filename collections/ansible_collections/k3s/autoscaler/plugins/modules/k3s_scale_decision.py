@@ -159,9 +159,12 @@ options:
     default: 900
   kubeconfig:
     description:
-      - Kubeconfig used to list pods and PodDisruptionBudgets of scale-down candidates when O(pods_detail) is
-        omitted (C(binpacking)). With neither O(kubeconfig) nor O(context), the in-cluster service account is
-        used when C(KUBERNETES_SERVICE_HOST) is set; otherwise non-empty nodes are not removed.
+      - Kubeconfig used by C(binpacking) to read, for the scale-down candidates only, the node annotations
+        (C(GET /api/v1/nodes/<node>), C(cluster-autoscaler.kubernetes.io/scale-down-disabled)) and, when
+        O(pods_detail) is omitted, their pods and the PodDisruptionBudgets. If that read fails, no node is
+        removed this run (C(blocked_by=[kubernetes_api])); a scale-up is unaffected.
+      - With neither O(kubeconfig) nor O(context), the in-cluster service account is used when
+        C(KUBERNETES_SERVICE_HOST) is set; otherwise non-empty nodes are not removed and annotations are not checked.
     type: path
   context:
     description: Kubeconfig context (see O(kubeconfig)).
@@ -400,10 +403,12 @@ CONFIG_OPTIONS = ("min_nodes", "max_nodes", "pending_pods_threshold", "cpu_thres
                   "scale_down_delay_after_add", "max_empty_bulk_delete", "max_node_provision_time")
 
 
-def _nodes_needing_pods(result):
-    """Nodes the binpacking policy could not judge because their pods are unknown."""
+def _candidate_nodes(result):
+    """Nodes the binpacking policy may remove, or could not judge because their pods are unknown: their
+    pods, PodDisruptionBudgets and annotations are read from the Kubernetes API."""
     nodes = ((result.get("explain") or {}).get("scale_down") or {}).get("nodes") or []
-    return [n["name"] for n in nodes if (n.get("blocked_by") or {}).get("kind") == "pods_detail_missing"]
+    return [n["name"] for n in nodes if n.get("status") in ("unneeded", "removable", "backoff")
+            or (n.get("blocked_by") or {}).get("kind") == "pods_detail_missing"]
 
 
 def main():
@@ -451,27 +456,40 @@ def main():
         except StateError as e:
             module.fail_json(msg=str(e), state_file=p["state_file"])
     now = time.time()
-    pods_detail, pods_nodes = p["pods_detail"], None
-    source = "input" if pods_detail is not None else None
+    inputs = {"pods_detail": p["pods_detail"], "pods_nodes": None, "nodes_detail": p["nodes_detail"]}
+    source = "input" if p["pods_detail"] is not None else None
 
     def run():
-        return decide(p["metrics"], config, state, now, nodes_detail=p["nodes_detail"],
-                      pending_pods_detail=p["pending_pods_detail"], pods_detail=pods_detail, instances=p["instances"],
-                      pods_detail_nodes=pods_nodes)
+        return decide(p["metrics"], config, state, now, nodes_detail=inputs["nodes_detail"],
+                      pending_pods_detail=p["pending_pods_detail"], pods_detail=inputs["pods_detail"],
+                      instances=p["instances"], pods_detail_nodes=inputs["pods_nodes"])
     try:
         result = run()
-        need = _nodes_needing_pods(result) if p["policy"] == "binpacking" and pods_detail is None else []
+        need = _candidate_nodes(result) if p["policy"] == "binpacking" else []
         if need and (p["kubeconfig"] or p["context"] or os.environ.get("KUBERNETES_SERVICE_HOST")):
             try:
-                pods_detail = fetch_pods_detail(need, kubeconfig=p["kubeconfig"], context=p["context"])
-                pods_nodes, source = need, "kubernetes"
-                result = run()
+                detail, annotations = fetch_pods_detail(need, kubeconfig=p["kubeconfig"], context=p["context"],
+                                                        with_annotations=True)
             except K8sPodsError as e:
-                result["warnings"].append("cannot list the pods of scale-down candidates %s (%s); non-empty nodes "
-                                          "are not removed this run" % (", ".join(need), e))
+                result["warnings"].append("cannot read the pods and annotations of scale-down candidates %s (%s); "
+                                          "no node is removed this run" % (", ".join(need), e))
+                if result["decision"] == "scale_down":
+                    result.update(decision="no_action", count=0, candidates=[], actionable=False,
+                                  desired_nodes=result["current_nodes"], node_group=None,
+                                  reason="no_action: scale_down wanted but the Kubernetes API could not be read for "
+                                         "the candidates' pods and annotations (%s)" % e)
+                    result["blocked_by"].append("kubernetes_api")
+            else:
+                if inputs["pods_detail"] is None:
+                    inputs.update(pods_detail=detail, pods_nodes=need)
+                    source = "kubernetes"
+                inputs["nodes_detail"] = [dict(n, annotations=annotations[n.get("name")])
+                                          if n.get("name") in annotations else n for n in inputs["nodes_detail"]]
+                result = run()
         elif need:
-            result["warnings"].append("pods of scale-down candidates %s are unknown (no pods_detail, kubeconfig or "
-                                      "context): non-empty nodes are not removed; pass kubeconfig" % ", ".join(need))
+            result["warnings"].append("scale-down candidates %s: pods and node annotations unknown (no kubeconfig or "
+                                      "context): non-empty nodes are not removed and the scale-down-disabled "
+                                      "annotation is not checked; pass kubeconfig" % ", ".join(need))
     except PolicyError as e:
         module.fail_json(msg=str(e), field=e.field)
     for w in result.pop("warnings"):

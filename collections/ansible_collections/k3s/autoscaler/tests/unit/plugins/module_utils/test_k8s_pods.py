@@ -135,3 +135,15 @@ def test_fetch_errors_name_the_endpoint(tmp_path):
     with pytest.raises(K8sPodsError) as e:
         fetch_pods_detail(["node-a"], kubeconfig=str(tmp_path / "missing"))
     assert "kubeconfig" in str(e.value)
+
+
+def test_fetch_with_node_annotations(kubeapi):
+    kubeapi.create({"apiVersion": "v1", "kind": "Node",
+                    "metadata": {"name": "node-z", "annotations": {
+                        "cluster-autoscaler.kubernetes.io/scale-down-disabled": "true"}}, "spec": {}, "status": {}})
+    detail, annotations = fetch_pods_detail(["node-z"], kubeconfig=kubeapi.kubeconfig_path, with_annotations=True)
+    assert detail == []
+    assert annotations == {"node-z": {"cluster-autoscaler.kubernetes.io/scale-down-disabled": "true"}}
+    with pytest.raises(K8sPodsError) as e:
+        fetch_pods_detail(["no-such-node"], kubeconfig=kubeapi.kubeconfig_path, with_annotations=True)
+    assert "GET /api/v1/nodes/no-such-node" in str(e.value) and "404" in str(e.value)

@@ -116,19 +116,47 @@ def _api_pod(ns, name, node_name, cpu, owner="ReplicaSet", annotations=None, lab
             "status": {"phase": "Running"}}
 
 
+def _api_node(name, annotations=None):
+    return {"apiVersion": "v1", "kind": "Node", "metadata": {"name": name, "annotations": annotations or {}},
+            "spec": {}, "status": {}}
+
+
+def _node_detail(r, name):
+    return [n for n in r["explain"]["scale_down"]["nodes"] if n["name"] == name][0]
+
+
 def test_pods_come_from_the_kubernetes_api_when_not_passed(kubeapi, tmp_path):
+    kubeapi.create(_api_node("idle"))
     kubeapi.create(_api_pod("default", "api-1", "idle", "200m",
                             annotations={"cluster-autoscaler.kubernetes.io/safe-to-evict": "false"}))
     args = dict(BASE, scale_down_unneeded_time=0, state_file=str(tmp_path / "s.json"))
     r = run_module("k3s_scale_decision", dict(args, kubeconfig=kubeapi.kubeconfig_path))
     assert not r.get("failed"), r
     assert r["pods_detail_source"] == "kubernetes"
-    idle = [n for n in r["explain"]["scale_down"]["nodes"] if n["name"] == "idle"][0]
+    idle = _node_detail(r, "idle")
     assert r["decision"] == "no_action" and idle["blocked_by"] == {"kind": "safe_to_evict", "pod": "default/api-1"}
     # without API access a non-empty node is never removed, and the warning says why
     r = run_module("k3s_scale_decision", args)
     assert r["decision"] == "no_action" and r["pods_detail_source"] is None
     assert any("pass kubeconfig" in w for w in r.get("warnings", []))
+
+
+def test_scale_down_disabled_annotation_is_read_from_the_api(kubeapi, tmp_path):
+    empty = [node("busy", "i-0aaaaaaaaaaaaaaa1", 1.2, 3), node("spare", "i-0ccccccccccccccc3", 0.0, 0)]
+    kubeapi.create(_api_node("spare", {"cluster-autoscaler.kubernetes.io/scale-down-disabled": "true"}))
+    args = dict(BASE, nodes_detail=empty, scale_down_unneeded_time=0, state_file=str(tmp_path / "s.json"))
+    # without API access the empty node would go
+    r = run_module("k3s_scale_decision", args)
+    assert (r["decision"], [c["name"] for c in r["candidates"]]) == ("scale_down", ["spare"])
+    r = run_module("k3s_scale_decision", dict(args, kubeconfig=kubeapi.kubeconfig_path))
+    assert not r.get("failed"), r
+    assert r["decision"] == "no_action"
+    assert _node_detail(r, "spare")["blocked_by"]["kind"] == "annotation"
+    # an unreadable API blocks the removal (never guesses that nothing protects the node)
+    kubeapi.delete("v1", "Node", "spare")
+    r = run_module("k3s_scale_decision", dict(args, kubeconfig=kubeapi.kubeconfig_path))
+    assert r["decision"] == "no_action" and "kubernetes_api" in r["blocked_by"]
+    assert "GET /api/v1/nodes/spare" in r["reason"]
 
 
 def test_launch_failed_backs_off_and_run_metrics_count_it(tmp_path):
