@@ -11,7 +11,7 @@ PYTEST_ARGS ?=
 SCENARIO ?= burst
 TRACE ?=
 
-.PHONY: help setup run test unit sanity lint validate molecule bench bench-replay clean
+.PHONY: help setup run test unit sanity lint validate molecule bench bench-replay bench-cycle clean
 
 help: ## list targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk -F':.*?## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -46,7 +46,10 @@ unit: ## pytest: collection unit tests and repo tests
 sanity: ## ansible-test sanity for the collection (offline; see scripts/setup.sh)
 	@cd $(COLLECTION) && $(VENV)/bin/ansible-test sanity --venv --python 3.11 --color no
 
-bench: bench-replay ## every benchmark (prints figures; not tests)
+bench: bench-replay bench-cycle ## every benchmark (prints figures; not tests)
+
+bench-cycle: setup ## wall time of one autoscale run at 10 and 1,000 simulated nodes vs a no-op playbook with the same task count
+	@cd $(ROOT) && $(PY) scripts/bench_cycle.py
 
 bench-replay: setup ## replay burst, diurnal and a 7-day Alibaba trace window: threshold vs binpacking vs an oracle lower bound (out/bench-replay.{json,png})
 	@cd $(ROOT) && $(PY) bench/replay.py
