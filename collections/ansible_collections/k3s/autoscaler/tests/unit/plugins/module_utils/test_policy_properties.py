@@ -91,8 +91,9 @@ def scenarios(draw, policy):
     last_down = draw(st.one_of(st.none(), st.floats(NOW - 4000, NOW)))
     unneeded = dict((n["name"], NOW - draw(st.sampled_from([10.0, 700.0, 5000.0])))
                     for n in nodes if draw(st.booleans()))
-    state = draw(st.one_of(st.none(), st.just({"version": 1, "last_scale_up": last_up, "last_scale_down": last_down,
-                                                "events": [], "unneeded": unneeded})))
+    state_dict = {"version": 1, "last_scale_up": last_up, "last_scale_down": last_down, "events": [],
+                  "unneeded": unneeded}
+    state = draw(st.one_of(st.none(), st.just(state_dict)))
     # instances: every node's instance, plus maybe some still booting (not yet a node)
     instances = [{"instance_id": n["instance_id"], "launch_time": NOW - 5000, "state": "running",
                   "node_group": "default"} for n in nodes]
