@@ -71,7 +71,8 @@ options:
     type: str
     default: ""
   time:
-    description: When the action completed, unix seconds (float). Defaults to now.
+    description: When the action completed, unix seconds (float). Defaults to now. More than a day ahead of the
+      host's clock is refused (the state file rejects such timestamps).
     type: float
   history_limit:
     description: Keep at most this many events (oldest dropped first); integer >= 1.
@@ -147,8 +148,8 @@ import time as _time
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.k3s.autoscaler.plugins.module_utils.state import (
-    StateError, default_state, load_state, record_drain_failure, record_event, record_launch_failure, repair_state,
-    update_state)
+    MAX_FUTURE_SKEW, StateError, default_state, load_state, record_drain_failure, record_event, record_launch_failure,
+    repair_state, update_state)
 
 
 def _times(state):
@@ -203,6 +204,9 @@ def main():
     when = _time.time() if p["time"] is None else p["time"]
     if not when >= 0 or when == float("inf"):
         module.fail_json(msg="time must be finite unix seconds >= 0, got %r" % when)
+    if when > _time.time() + MAX_FUTURE_SKEW:
+        module.fail_json(msg="time %r is more than %d s in the future; the state file would become unreadable "
+                             "(omit time for now)" % (when, MAX_FUTURE_SKEW))
 
     seen = {}
 
