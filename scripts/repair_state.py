@@ -1,0 +1,42 @@
+#!/usr/bin/env python3
+"""Repair a corrupt autoscaler state file (the documented repair; `make repair-state STATE=path`).
+
+A corrupt, unparseable or wrong-schema state file makes every run hold with an error naming the file
+(never a silent reset that would forget cooldowns). This command moves such a file aside to
+``<path>.corrupt-<unix>`` and writes a fresh default state, under the state file's write lock
+(``state.repair_state``, the same code as ``k3s.autoscaler.k3s_scale_event repair=true`` but without
+recording an event). A valid file is left alone. Cooldowns, backoff and any pending intent of the
+old file are lost: after a repair, check the cluster (instances tagged ``k3s-autoscaler/launch-id``,
+cordoned nodes) before the next run if the old file cannot be read by hand.
+
+Exit code 0 when repaired or nothing to repair; 2 on a usage error.
+"""
+import argparse
+import os
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "collections"))
+
+from ansible_collections.k3s.autoscaler.plugins.module_utils.state import (  # noqa: E402
+    StateError, load_state, repair_state)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("state_file", help="path of the autoscaler state file (autoscale_state_file)")
+    args = ap.parse_args(argv)
+    try:
+        load_state(args.state_file)
+        print("state file %s is valid (or missing): nothing to repair" % args.state_file)
+        return 0
+    except StateError as e:
+        print("state file problem: %s" % e)
+    backup = repair_state(args.state_file)
+    if backup:
+        print("repaired: moved the corrupt file to %s and wrote a fresh state to %s" % (backup, args.state_file))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
