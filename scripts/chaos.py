@@ -33,6 +33,9 @@ across runs until the action they wait for happens, at most ``KILL_ARM_RUNS`` ru
   (``scripts/repair_state.py``, ``make repair-state``) runs and counts as a recovery.
 * ``none``: a clean run.
 
+"injected" counts the faults dealt, "fired" those that hit: a kill that happened, an EC2 rule consumed by a
+call, a Prometheus answer actually rewritten, a state file actually corrupted.
+
 Invariants (a violation of any is counted, with details, and makes the exit code 1):
 
 1. ``max_nodes``: non-terminated instances of the node group (EC2 ``state.name`` pending, running,
@@ -280,6 +283,7 @@ class Chaos:
         self.seen_terminations = set()
         self.deck = []
         self.armed_kill = None
+        self.armed_ec2 = None
         self.run_index = 0
         self.durations = []
         self._lock = threading.Lock()
@@ -469,14 +473,21 @@ class Chaos:
         self.faults[fault] += 1
         self.proxy.set_mode(fault if fault.startswith("prom_") else "pass", self.rng)
         ec2 = self.cluster.ec2()
-        if fault == "ec2_capacity":
-            ec2.inject_failure("InsufficientInstanceCapacity", "run_instances", next_calls=1)
-        elif fault == "ec2_throttle":
-            ec2.inject_failure("RequestLimitExceeded", "any", next_calls=2)
-        elif fault == "ec2_unavailable":
-            ec2.inject_failure("Unavailable", self.rng.choice(["run_instances", "terminate_instances"]), next_calls=1)
-        elif fault == "corrupt_state":
-            self.corrupt()
+        if fault in ("ec2_capacity", "ec2_throttle", "ec2_unavailable"):
+            # the rule stays in the store until an EC2 call consumes it (at most KILL_ARM_RUNS runs)
+            if self.armed_ec2:
+                ec2.clear_failures()
+                self.outcomes["ec2_fault_never_hit_" + self.armed_ec2[0]] += 1
+            if fault == "ec2_capacity":
+                ec2.inject_failure("InsufficientInstanceCapacity", "run_instances", next_calls=1)
+            elif fault == "ec2_throttle":
+                ec2.inject_failure("RequestLimitExceeded", "any", next_calls=2)
+            else:
+                ec2.inject_failure("Unavailable", self.rng.choice(["run_instances", "terminate_instances"]),
+                                   next_calls=1)
+            self.armed_ec2 = [fault, 0]
+        elif fault == "corrupt_state" and self.corrupt():
+            self.fired["corrupt_state"] += 1
 
         before = {i["instance_id"]: i["state"]["name"] for i in self.store_instances()}
         cordoned_before = {n.metadata.name for n in self.cluster.agent_nodes() if n.spec.unschedulable}
@@ -502,10 +513,19 @@ class Chaos:
         self.durations.append(time.monotonic() - t0)
         if sampler.errors:
             self.outcomes["sampler_errors"] += len(sampler.errors)
-        ec2.clear_failures()
+        if self.armed_ec2:
+            if not ec2.pending_failures():
+                self.fired[self.armed_ec2[0]] += 1
+                self.armed_ec2 = None
+            else:
+                self.armed_ec2[1] += 1
+                if self.armed_ec2[1] >= KILL_ARM_RUNS:
+                    ec2.clear_failures()
+                    self.outcomes["ec2_fault_never_hit_" + self.armed_ec2[0]] += 1
+                    self.armed_ec2 = None
         if fault.startswith("prom_") and fault != "prom_down" and self.proxy.fired:
             self.fired[fault] += 1
-        elif fault in EC2_FAULTS or fault in ("prom_down", "concurrent", "corrupt_state"):
+        elif fault in ("ec2_latency", "prom_down", "concurrent"):
             self.fired[fault] += 1
         self.after_run(fault, runs, before, cordoned_before)
         return fault, kill, runs
@@ -516,14 +536,15 @@ class Chaos:
         says to check the cluster by hand then)."""
         path = self.cluster.state_file
         if not os.path.exists(path):
-            return
+            self.outcomes["corrupt_skipped_no_state_file"] += 1
+            return False
         try:
             st = load_state(path)
         except StateError:
-            return
+            return False
         if st.get("pending_launch") or st.get("pending_removal"):
             self.outcomes["corrupt_skipped_intent_pending"] += 1
-            return
+            return False
         how = self.rng.choice(["truncate", "garbage", "half"])
         with open(path, "r+b") as f:
             data = f.read()
@@ -534,6 +555,7 @@ class Chaos:
             elif how == "half":
                 f.write(data[:max(1, len(data) // 2)])
         self.corrupted = True
+        return True
 
     def after_run(self, fault, runs, before, cordoned_before):
         c = self.cluster

@@ -64,13 +64,12 @@ def test_chaos_smoke_zero_violations(tmp_path):
     assert rep["runs"] == 20
     assert rep["violations_total"] == 0, rep["details"]
     assert sum(rep["behaviour_violations"].values()) == 0, rep["details"]
-    # the faults really happened: at least 10 distinct kinds fired (Prometheus, EC2, lock, state)
-    assert len(rep["faults_fired"]) >= 10, rep["faults_fired"]
+    # the faults really happened: at least 8 distinct kinds hit (Prometheus, EC2, kills, lock, state)
+    assert len(rep["faults_fired"]) >= 8, rep["faults_fired"]
     assert rep["outcomes"].get("ok", 0) >= 3, rep["outcomes"]
     if any(k.startswith("kill_") for k in rep["faults_fired"]):
         assert rep["recoveries"].get("stale_lock", 0) >= 1, rep
-    if "corrupt_state" in rep["faults_fired"] and rep["outcomes"].get("corrupt_skipped_intent_pending", 0) == 0:
-        assert rep["recoveries"].get("state_repaired", 0) >= 1, rep
+    assert rep["recoveries"].get("state_repaired", 0) == rep["faults_fired"].get("corrupt_state", 0), rep
     with open(tmp_path / "chaos.json") as f:
         assert json.load(f)["runs"] == 20
     assert os.path.getsize(tmp_path / "chaos.json") > 0
