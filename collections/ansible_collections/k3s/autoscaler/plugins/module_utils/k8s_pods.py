@@ -41,6 +41,10 @@ except ImportError as exc:  # pragma: no cover - exercised only without the depe
     HAS_KUBERNETES = False
     KUBERNETES_IMPORT_ERROR = exc
 
+from ansible_collections.k3s.autoscaler.plugins.module_utils.metrics_common import MetricsError
+from ansible_collections.k3s.autoscaler.plugins.module_utils.metrics_kubernetes import (
+    _check_kubeconfig_file as check_kubeconfig_file)
+
 SAFE_TO_EVICT = "cluster-autoscaler.kubernetes.io/safe-to-evict"
 TERMINAL_PHASES = ("Succeeded", "Failed")
 
@@ -208,6 +212,10 @@ def pods_detail_from_api(pods, pdbs, namespace_pods=None):
 def _api(kubeconfig, context, validate_certs):
     if not HAS_KUBERNETES:
         raise K8sPodsError("kubeconfig", "python package kubernetes is required: %s" % KUBERNETES_IMPORT_ERROR)
+    try:
+        check_kubeconfig_file(kubeconfig)  # a missing / non-YAML file, named as such
+    except MetricsError as e:
+        raise K8sPodsError("kubeconfig %s" % kubeconfig, e.reason)
     cfg = k8s_client.Configuration()
     try:
         if not kubeconfig and not context and os.environ.get("KUBERNETES_SERVICE_HOST"):
