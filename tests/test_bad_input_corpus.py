@@ -331,3 +331,47 @@ def test_kubeconfigs(case, world, tmp_path):
     assert result["query_name"] == case["expect"]["query_name"], (case["id"], result)
     assert re.search(case["expect"]["error"], result["reason"], re.S), (case["id"], result["reason"])
     world.assert_no_action(case)
+
+
+# --------------------------------------------------------------------------------------------- decision + kubeconfig
+DECISION_KUBECONFIG = [
+    ("missing", None, r"kubeconfig file .*/kubeconfig does not exist"),
+    ("not_yaml", "clusters: [unclosed\n  - {x: ", r"kubeconfig file .* is not valid YAML"),
+    ("unreachable", "closed", r"cannot reach the API server"),
+]
+
+
+@pytest.mark.parametrize("name,text,expected", DECISION_KUBECONFIG, ids=[c[0] for c in DECISION_KUBECONFIG])
+def test_scale_decision_bad_kubeconfig_blocks_the_removal_with_a_clear_warning(name, text, expected, world, tmp_path):
+    """k3s_scale_decision takes a kubeconfig only to list scale-down candidates' pods (binpacking): a bad one
+    never fails open - nothing is removed and a warning names the kubeconfig problem."""
+    import time
+    now = time.time()
+    path = str(tmp_path / "kubeconfig")
+    if text == "closed":
+        cfg = {"apiVersion": "v1", "kind": "Config", "current-context": "c",
+               "clusters": [{"name": "k", "cluster": {"server": closed_port_url()}}],
+               "contexts": [{"name": "c", "context": {"cluster": "k", "user": "u"}}],
+               "users": [{"name": "u", "user": {"token": "x"}}]}
+        text = yaml.safe_dump(cfg)
+    if text is not None:
+        with open(path, "w") as f:
+            f.write(text)
+    nodes = [{"name": "node-%d" % i, "instance_id": "i-%017x" % (i + 1), "instance_type": "t3.large", "ready": True,
+              "unschedulable": False, "control_plane": False, "allocatable_cpu_cores": 2.0,
+              "allocatable_memory_bytes": 8 * 1024 ** 3, "requested_cpu_cores": 0.3,
+              "requested_memory_bytes": 1024 ** 3 // 4, "pods": 2, "cpu_percent": 5.0, "memory_percent": 5.0}
+             for i in range(3)]
+    state = str(tmp_path / "state.json")
+    with open(state, "w") as f:
+        json.dump({"version": 1, "last_scale_up": None, "last_scale_down": None, "events": [],
+                   "unneeded": dict((n["name"], now - 5000) for n in nodes)}, f)
+    r = run_module_inprocess("k3s_scale_decision", {
+        "metrics": {"nodes": 3, "pending_pods": 0, "avg_cpu": 5.0, "avg_memory": 5.0}, "nodes_detail": nodes,
+        "pending_pods_detail": [], "policy": "binpacking", "instance_type": "t3.large", "min_nodes": 1,
+        "max_nodes": 5, "state_file": state, "kubeconfig": path, "scale_down_delay_after_add": 0})
+    assert not r.get("failed"), r
+    assert r["decision"] == "no_action" and r["terminate_instance_ids"] == [], r["reason"]
+    warnings = json.dumps(r.get("warnings"))
+    assert re.search(expected, warnings) and "no node is removed this run" in warnings, warnings
+    world.assert_no_action({"id": "decision-kubeconfig/" + name})
