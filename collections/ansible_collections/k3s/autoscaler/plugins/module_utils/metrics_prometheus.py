@@ -265,12 +265,13 @@ def collect_prometheus(url, queries=None, bearer_token=None, headers=None, valid
             set_provider_id(nodes[name], s["metric"].get("provider_id"))
 
     for s in run("node_role"):
-        name = s.get("metric", {}).get("node")
+        # a role series without its node label must not silently count a control plane as an agent
+        name = _label(s, "node", "node_role", q["node_role"])
         if name in nodes:
             nodes[name]["control_plane"] = True
 
     for s in run("node_labels"):
-        name = s.get("metric", {}).get("node")
+        name = _label(s, "node", "node_labels", q["node_labels"])
         labels = s.get("metric", {})
         itype = labels.get("label_node_kubernetes_io_instance_type") or labels.get("label_beta_kubernetes_io_instance_type")
         if name in nodes and itype:
