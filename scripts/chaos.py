@@ -73,6 +73,7 @@ import sys
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -121,7 +122,8 @@ class PromProxy:
     def __init__(self, upstream):
         self.upstream = upstream.rstrip("/")
         self.mode = "pass"
-        self.target = 0          # which query of the run a value fault hits (0-based)
+        self.target = 0          # which eligible query of the run a value fault hits (0-based)
+        self.hit_query = None
         self.count = 0           # queries seen this run
         self.fired = 0
         self.lock = threading.Lock()
@@ -155,7 +157,19 @@ class PromProxy:
             self.mode = mode
             self.count = 0
             self.fired = 0
-            self.target = rng.randrange(0, 10)
+            self.target = rng.randrange(0, 8)
+            self.hit_query = None
+
+    @staticmethod
+    def eligible(mode, query):
+        """Queries whose answer a value/label fault can make wrong: value faults skip the info series
+        (kube_node_info, kube_node_role, kube_node_labels: their value is always 1 and never read) and the
+        freshness query (prom_stale's own fault); label faults skip the label-less freshness query."""
+        if "timestamp(" in query:
+            return False
+        if mode == "prom_missing_labels":
+            return True
+        return not re.match(r"\s*kube_node_(info|role|labels)\b", query)
 
     def stop(self):
         self.server.shutdown()
@@ -172,10 +186,16 @@ class PromProxy:
             h.close_connection = True
 
     def handle(self, h, body):
+        query = urllib.parse.unquote_plus(h.path.split("query=", 1)[-1].split("&", 1)[0]) if "query=" in h.path \
+            else urllib.parse.unquote_plus((body or b"").decode("latin-1").split("query=", 1)[-1].split("&", 1)[0])
         with self.lock:
-            mode, idx = self.mode, self.count
-            self.count += 1
-            hit = idx == self.target
+            mode = self.mode
+            hit = False
+            if mode in PROM_VALUE and self.eligible(mode, query):
+                hit = self.count == self.target
+                self.count += 1
+                if hit:
+                    self.hit_query = query
         if mode == "prom_slow":
             self.fired += 1
             time.sleep(PROM_TIMEOUT + 1.5)
@@ -197,7 +217,7 @@ class PromProxy:
         except OSError:
             return self._send(h, 502, b"proxy: upstream Prometheus unreachable", "text/plain")
         if "/api/v1/query" in h.path and mode in PROM_VALUE and status == 200:
-            raw, changed = self._rewrite(mode, raw, h.path + " " + (body or b"").decode("latin-1"), hit)
+            raw, changed = self._rewrite(mode, raw, query, hit)
             if changed:
                 self.fired += 1
         return self._send(h, status, raw, ctype)
@@ -211,7 +231,7 @@ class PromProxy:
             return raw, False
         changed = False
         if mode == "prom_stale":
-            if "timestamp" in urllib.request.unquote(request.replace("+", " ")):
+            if "timestamp(" in request:
                 for s in result:
                     s["value"][1] = "3600"
                     changed = True
@@ -415,12 +435,17 @@ class Chaos:
         c = self.cluster
         tmp = re.compile(r"^\.state\.json\..*\.tmp$")
         if kind == "kill_launch_intent":
-            def hit():
+            def pending():
                 try:
                     with open(c.state_file) as f:
-                        return "pending_launch" in json.load(f)
-                except (OSError, ValueError):
-                    return False
+                        return (json.load(f).get("pending_launch") or {}).get("launch_id")
+                except (OSError, ValueError, AttributeError):
+                    return None
+            old = pending()  # one left by an earlier killed run does not count: wait for THIS run's intent
+
+            def hit():
+                lid = pending()
+                return lid is not None and lid != old
         elif kind == "kill_launch":
             def hit():
                 return any(i["instance_id"] not in before_ids for i in self.store_instances())
@@ -525,7 +550,7 @@ class Chaos:
                     self.armed_ec2 = None
         if fault.startswith("prom_") and fault != "prom_down" and self.proxy.fired:
             self.fired[fault] += 1
-        elif fault in ("ec2_latency", "prom_down", "concurrent"):
+        elif fault in ("ec2_latency", "concurrent"):
             self.fired[fault] += 1
         self.after_run(fault, runs, before, cordoned_before)
         return fault, kill, runs
@@ -592,16 +617,22 @@ class Chaos:
         self.outcomes["launched_instances"] += len(launched)
         self.outcomes["terminated_instances"] += len(terminated)
 
-        # behaviour under bad metrics / corrupt state
-        if not killed and fault in PROM_TRANSPORT + PROM_VALUE and (terminated or newly_cordoned):
-            self.misbehaved("bad_metrics_scaled_down", "%s: terminated %s cordoned %s" % (fault, terminated,
-                                                                                           sorted(newly_cordoned)))
-        if fault in PROM_TRANSPORT and not killed:
+        # behaviour under bad metrics / corrupt state (only when the run got as far as collecting metrics)
+        collected = any(r.ran("Collect cluster metrics") for r in runs)
+        prom_hit = collected and (fault == "prom_down" or (fault.startswith("prom_") and self.proxy.fired))
+        if prom_hit and fault == "prom_down":
+            self.fired["prom_down"] += 1
+        if prom_hit and not killed and (terminated or newly_cordoned):
+            self.misbehaved("bad_metrics_scaled_down", "%s (query %s): terminated %s cordoned %s"
+                            % (fault, self.proxy.hit_query, terminated, sorted(newly_cordoned)))
+        if prom_hit and fault in PROM_TRANSPORT and not killed:
             if launched:
                 self.misbehaved("transport_fault_acted", "%s: launched %s" % (fault, launched))
             r = runs[0]
-            if r.rc == 0 or not re.search(r"127\.0\.0\.1|query|Prometheus", r.stdout):
-                self.misbehaved("transport_fault_unnamed", "%s: rc=%s, no error naming the URL/query" % (fault, r.rc))
+            msg = (r.result("Fail the run when the inputs were uncertain") or {}).get("msg", "")
+            if r.rc == 0 or not re.search(r"k3s_metrics: \w+ \[.+\]: .*(127\.0\.0\.1|Prometheus)", msg, re.S):
+                self.misbehaved("transport_fault_unnamed", "%s: rc=%s, error %r does not name the query and URL"
+                                % (fault, r.rc, msg[:300]))
         if fault == "corrupt_state" and self.corrupted:
             if acted:
                 self.misbehaved("corrupt_state_acted", "launched %s terminated %s" % (launched, terminated))
