@@ -65,7 +65,7 @@ DEFAULTS = {
     "scale_up_cooldown": 300.0,
     "scale_down_cooldown": 600.0,
     "max_scale_up_step": 1,
-    "policy": "threshold",
+    "policy": "threshold",  # the default policy: set "binpacking" once the replay benchmark shows it wins
     "dry_run": False,
     "check_mode": False,
 }

@@ -207,10 +207,12 @@ options:
     type: int
     default: 1
   policy:
-    description: Scaling policy (C(threshold) is the seed rule, C(binpacking) is request-aware).
+    description:
+      - Scaling policy (C(threshold) is the seed rule, C(binpacking) is request-aware).
+      - When omitted, C(DEFAULTS["policy"]) of C(plugins/module_utils/policy.py) is used, currently C(threshold)
+        (the one line to change to make C(binpacking) the default; RV(policy) returns the policy used).
     type: str
     choices: [threshold, binpacking]
-    default: threshold
   dry_run:
     description:
       - Decide normally but mark the result not actionable (RV(actionable=false)) so the playbook skips
@@ -425,7 +427,7 @@ def main():
             scale_up_cooldown=dict(type="float", default=300),
             scale_down_cooldown=dict(type="float", default=600),
             max_scale_up_step=dict(type="int", default=1),
-            policy=dict(type="str", choices=["threshold", "binpacking"], default="threshold"),
+            policy=dict(type="str", choices=["threshold", "binpacking"]),
             dry_run=dict(type="bool", default=False),
             state_file=dict(type="path"),
             pods_detail=dict(type="list", elements="dict"),
@@ -465,7 +467,7 @@ def main():
                       instances=p["instances"], pods_detail_nodes=inputs["pods_nodes"])
     try:
         result = run()
-        need = _candidate_nodes(result) if p["policy"] == "binpacking" else []
+        need = _candidate_nodes(result) if result["policy"] == "binpacking" else []
         if need and (p["kubeconfig"] or p["context"] or os.environ.get("KUBERNETES_SERVICE_HOST")):
             try:
                 detail, annotations = fetch_pods_detail(need, kubeconfig=p["kubeconfig"], context=p["context"],
