@@ -399,8 +399,11 @@ class Chaos:
 
     def popen(self, fault, env_extra=None):
         cmd = [e2e.ANSIBLE_PLAYBOOK, "playbooks/autoscale.yml", "-e", json.dumps(self.extra_vars(fault))]
+        # pipelining only changes how Ansible ships each module to the local python (stdin instead of a temp
+        # file): about a third less time per task, same modules, same order, same results
         env = dict(os.environ, LOCAL_CLUSTER_DIR=self.cluster.state_dir, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"),
-                   ANSIBLE_STDOUT_CALLBACK="ansible.posix.json", ANSIBLE_FORCE_COLOR="0", ANSIBLE_NOCOLOR="1")
+                   ANSIBLE_STDOUT_CALLBACK="ansible.posix.json", ANSIBLE_FORCE_COLOR="0", ANSIBLE_NOCOLOR="1",
+                   ANSIBLE_PIPELINING="1")
         env.update(env_extra or {})
         self._seq += 1
         out = open(os.path.join(self.base_dir, "run-%d.out" % self._seq), "w+")
@@ -776,6 +779,9 @@ def main(argv=None):
     ap.add_argument("--work-dir", default=os.path.join(ROOT, "run", "chaos"))
     ap.add_argument("--quiet", action="store_true")
     args = ap.parse_args(argv)
+    # SIGTERM/SIGINT stop the local cluster (finally: in run_chaos) instead of leaving it running
+    signal.signal(signal.SIGTERM, lambda *_a: sys.exit(143))
+    signal.signal(signal.SIGINT, lambda *_a: sys.exit(130))
     if os.path.isdir(args.work_dir):
         shutil.rmtree(args.work_dir)
     rep = run_chaos(args.seed, args.runs, args.work_dir, args.out, args.quiet)
