@@ -33,8 +33,8 @@ description:
     max by (namespace, pod) (kube_pod_status_phase{phase=~\"Pending|Running\"} == 1))."
   - "pod_owner: C(kube_pod_owner) joined with Pending pods; pod_age: time() - kube_pod_created joined with Pending pods."
   - "daemonset_requests: max by (resource) (sum by (node, resource) (kube_pod_container_resource_requests{resource=~\"cpu|memory\"}
-    * on(namespace, pod) group_left() max by (namespace, pod) (kube_pod_owner{owner_kind=\"DaemonSet\"})
-    * on(namespace, pod) group_left() max by (namespace, pod) (kube_pod_status_phase{phase=~\"Pending|Running\"} == 1)))."
+    and on(namespace, pod) kube_pod_owner{owner_kind=\"DaemonSet\"}
+    and on(namespace, pod) (kube_pod_status_phase{phase=~\"Pending|Running\"} == 1)))."
   - "node_cpu_percent: 100 * (1 - avg by (nodename) (rate(node_cpu_seconds_total{mode=\"idle\"}[$rate_window])
     * on(instance) group_left(nodename) node_uname_info))."
   - "node_memory_percent: 100 * (1 - avg by (nodename) ((node_memory_MemAvailable_bytes / node_memory_MemTotal_bytes)
