@@ -770,19 +770,16 @@ def binpacking_policy(m, cfg, nodes_detail, pending_pods_detail, context):
     if total_nodes > cfg["max_nodes"]:
         _scale_down_analysis(result, cfg, workers, pods_by_node, pods_given, state, now, gmap,
                              count_by_group, total_nodes, pending_fittable, allow_removal=False)
-        order = {"removable": 0, "unneeded": 1, "backoff": 2, "needed": 3}
-        pool = [r for r in result["explain"]["scale_down"]["nodes"]
-                if r["status"] in order and r["instance_id"] and r["utilization"] is not None]
-        if pool:
-            r = min(pool, key=lambda x: (order[x["status"]], x["utilization"], x["name"]))
+        r = _over_max_pick(result, workers, pods_by_node, pods_given, pods_nodes)
+        if r is not None:
             result.update(decision="scale_down", count=1, node_group=r["node_group"], bounds_applied=True,
                           candidates=[_candidate(r)],
                           reason="scale_down: %d nodes > max_nodes %d; removing 1 toward max_nodes: %s "
                                  "(utilisation %s, %s)" % (total_nodes, cfg["max_nodes"], r["name"],
                                                            _fmt(r["utilization"]), r["reason"] or r["status"]))
         else:
-            result["reason"] = ("no_action: %d nodes > max_nodes %d but every node is protected or unknown"
-                                % (total_nodes, cfg["max_nodes"]))
+            result["reason"] = ("no_action: %d nodes > max_nodes %d but no node can go: each is protected, NotReady, "
+                                "of unknown pods, or its pods fit nowhere else" % (total_nodes, cfg["max_nodes"]))
             result["blocked_by"].append("no_candidates")
         return result
 
@@ -896,6 +893,42 @@ def binpacking_policy(m, cfg, nodes_detail, pending_pods_detail, context):
     _scale_down_analysis(result, cfg, workers, pods_by_node, pods_given, state, now, gmap, count_by_group,
                          total_nodes, pending_fittable, allow_removal=True, up_text=up_text)
     return result
+
+
+def _over_max_pick(result, workers, pods_by_node, pods_given, pods_nodes):
+    """Above max_nodes: the node to remove - removable/unneeded first, then the least utilised Ready node
+    with an instance_id whose pods are known, unprotected, and fit on the other schedulable nodes
+    (utilisation, usage and timing are overridden by the bound, the safety of the pods is not)."""
+    order = {"removable": 0, "unneeded": 1, "needed": 2}
+    report = dict((r["name"], r) for r in result["explain"]["scale_down"]["nodes"])
+    by_name = dict((n.get("name"), n) for n, _g in workers)
+    pool = sorted((r for r in report.values() if r["status"] in order and r["instance_id"]
+                   and r["utilization"] is not None and r["node_group"] is not None
+                   and by_name[r["name"]].get("ready") is True),
+                  key=lambda x: (order[x["status"]], x["utilization"], x["name"]))
+    for r in pool:
+        name = r["name"]
+        covered = pods_given and (pods_nodes is None or name in pods_nodes)
+        if covered:
+            pods = pods_by_node.get(name)
+        elif r["empty"]:
+            pods = []
+        else:
+            continue
+        if _blocking_pod(pods) is not None:
+            continue
+        dests = []
+        for n, _g in workers:
+            if n.get("name") == name or n.get("ready") is not True or n.get("unschedulable"):
+                continue
+            if _is_number(n.get("allocatable_cpu_cores")) and _is_number(n.get("allocatable_memory_bytes")):
+                dests.append({"name": n.get("name"),
+                              "free_cpu": n["allocatable_cpu_cores"] - (n.get("requested_cpu_cores") or 0),
+                              "free_mem": n["allocatable_memory_bytes"] - (n.get("requested_memory_bytes") or 0)})
+        movable = [p for p in pods if not p["daemonset"] and not p["mirror"]]
+        if simulate_drain(movable, dests)[0]:
+            return r
+    return None
 
 
 def _candidate(r):

@@ -354,3 +354,15 @@ def test_threshold_policy_output_is_unchanged_by_the_new_keys():
     assert (r["decision"], r["count"], r["policy"]) == ("scale_up", 1, "threshold")
     assert r["reason"] == "scale_up: 7 pending pods > threshold 5 and 3 nodes < max_nodes 10"
     assert (r["unneeded"], r["terminate_instance_ids"], r["explain"]) == (None, [], {})
+
+
+def test_over_max_nodes_never_removes_a_node_whose_pods_fit_nowhere():
+    # 2 nodes > max_nodes 1, but each node's pod needs more than the other node has free
+    pods = [pod("a1", "a", 1.5), pod("b1", "b", 1.2)]
+    nodes = cluster([node("a"), node("b")], pods)
+    r = run(config(max_nodes=1), nodes, pods_list=pods, state=default_state())
+    assert (r["decision"], r["count"]) == ("no_action", 0) and "fit nowhere else" in r["reason"]
+    # a protected pod is not overridden by the bound either
+    pods = [pod("a1", "a", 0.2, safe_to_evict=False), pod("b1", "b", 0.2, safe_to_evict=False)]
+    r = run(config(max_nodes=1), cluster([node("a"), node("b")], pods), pods_list=pods, state=default_state())
+    assert r["decision"] == "no_action"
