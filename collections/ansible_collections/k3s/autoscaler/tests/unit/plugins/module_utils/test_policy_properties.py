@@ -63,8 +63,11 @@ def pods_on(draw, node_name, idx, max_pods=4):
 
 
 @st.composite
-def scenarios(draw, policy):
-    n_nodes = draw(st.integers(0, 7))
+def scenarios(draw, policy, removal_friendly=False):
+    """A random cluster as the collectors report it. ``removal_friendly`` draws the same clusters with
+    settings under which a scale-down is allowed (thresholds at 100 %, no timers or recent events), so the
+    safe-scale-down property is exercised on removals of nodes that still hold pods."""
+    n_nodes = draw(st.integers(2 if removal_friendly else 0, 7))
     mn = draw(st.integers(0, 6))
     mx = draw(st.integers(max(mn, 1), 10))
     nodes, pods = [], []
@@ -94,6 +97,8 @@ def scenarios(draw, policy):
     state_dict = {"version": 1, "last_scale_up": last_up, "last_scale_down": last_down, "events": [],
                   "unneeded": unneeded}
     state = draw(st.one_of(st.none(), st.just(state_dict)))
+    if removal_friendly:
+        state = {"version": 1, "last_scale_up": None, "last_scale_down": None, "events": [], "unneeded": {}}
     # instances: every node's instance, plus maybe some still booting (not yet a node)
     instances = [{"instance_id": n["instance_id"], "launch_time": NOW - 5000, "state": "running",
                   "node_group": "default"} for n in nodes]
@@ -110,6 +115,11 @@ def scenarios(draw, policy):
         cfg.update(instance_type=ITYPE, new_pod_scale_up_delay=draw(st.sampled_from([0.0, 30.0])),
                    scale_down_unneeded_time=draw(st.sampled_from([0.0, 600.0])),
                    scale_down_delay_after_add=draw(st.sampled_from([0.0, 600.0])))
+    if removal_friendly:
+        mn = 0
+        cfg.update(min_nodes=0, cpu_threshold=100.0, memory_threshold=100.0, scale_down_cooldown=0.0,
+                   scale_up_cooldown=0.0, scale_down_unneeded_time=0.0, scale_down_delay_after_add=0.0)
+        pending = []
     metrics = {"nodes": n_nodes, "pending_pods": len(pending), "ready_nodes": sum(1 for n in nodes if n["ready"]),
                "cordoned_nodes": sum(1 for n in nodes if n["unschedulable"]),
                "avg_cpu": draw(percent), "avg_memory": draw(percent)}
@@ -204,7 +214,7 @@ def test_never_scale_down_when_the_candidates_pods_do_not_fit_elsewhere(policy):
     seen = {"scale_down": 0, "moving_pods": 0}
 
     @SETTINGS
-    @given(scenarios(policy))
+    @given(st.one_of(scenarios(policy), scenarios(policy, removal_friendly=True)))
     def prop(sc):
         r = run(sc)
         if r["decision"] != SCALE_DOWN:
