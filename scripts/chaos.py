@@ -107,7 +107,7 @@ DECK = ("none", "none", "none") + PROM_TRANSPORT + PROM_VALUE + EC2_FAULTS + KIL
 INVARIANTS = ("1_max_nodes", "2_min_nodes", "3_launch_once", "4_state_parses", "5_cordon",
               "6_evict_before_terminate")
 BEHAVIOUR = ("bad_metrics_scaled_down", "transport_fault_acted", "transport_fault_unnamed", "corrupt_state_acted",
-             "corrupt_state_no_error", "lock_held_bad_exit", "skipped_run_acted")
+             "corrupt_state_no_error", "lock_held_bad_exit")
 
 
 def log(msg):
