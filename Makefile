@@ -9,9 +9,11 @@ export PATH := $(VENV)/bin:$(PATH)
 export ANSIBLE_CONFIG := $(ROOT)/ansible.cfg
 PYTEST_ARGS ?=
 SCENARIO ?= burst
+SEED ?= 6
+RUNS ?= 300
 TRACE ?=
 
-.PHONY: help setup run test unit sanity lint validate molecule bench bench-replay bench-cycle clean
+.PHONY: help setup run test unit sanity lint validate molecule bench bench-replay bench-cycle chaos repair-state clean
 
 help: ## list targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk -F':.*?## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -53,6 +55,12 @@ bench-cycle: setup ## wall time of one autoscale run at 10 and 1,000 simulated n
 
 bench-replay: setup ## replay burst, diurnal and a 7-day Alibaba trace window: threshold vs binpacking vs an oracle lower bound (out/bench-replay.{json,png})
 	@cd $(ROOT) && $(PY) bench/replay.py
+
+chaos: setup ## fault-injection harness ($(RUNS) runs, seed $(SEED)): six invariants after every run; out/chaos.json; exit 1 on any violation
+	@cd $(ROOT) && $(PY) scripts/chaos.py --seed $(SEED) --runs $(RUNS)
+
+repair-state: ## move a corrupt state file aside and start fresh: make repair-state STATE=path/to/state.json
+	@cd $(ROOT) && $(PY) scripts/repair_state.py $(STATE)
 
 clean: ## remove run artefacts (keeps .venv)
 	rm -rf run out $(COLLECTION)/tests/output
