@@ -131,8 +131,28 @@ def summary_line(output):
     return None
 
 
-def run_cycle(env, check):
+def scenario_vars(info):
+    """The scenario's node type and node bounds, as extra vars over the local inventory.
+
+    Each scenario says which instance type its pods need (the trace's pods do not fit a t3.large) and the
+    node bounds its story is told with (boundary starts at max_nodes). Thresholds and cooldowns stay the
+    inventory's (inventories/local/group_vars/k3s_clusters/autoscaler.yml).
+    """
+    suggested = info.get("autoscaler") or {}
+    out = {}
+    itype = suggested.get("instance_type") or info.get("instance_type")
+    if itype:
+        out["autoscale_instance_type"] = itype
+    for key in ("min_nodes", "max_nodes"):
+        if suggested.get(key) is not None:
+            out["autoscale_" + key] = int(suggested[key])
+    return out
+
+
+def run_cycle(env, check, extra_vars=None):
     cmd = [os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), "playbooks/autoscale.yml"]
+    if extra_vars:
+        cmd += ["-e", json.dumps(extra_vars)]
     if check:
         cmd.append("--check")
     t0 = time.time()
@@ -217,13 +237,16 @@ def main(argv=None):
             wait_for_usage_data(info["prometheus_url"])
         log("==> Kubernetes API %s, Prometheus %s, mock EC2 %s" % (
             info.get("api_url"), info.get("prometheus_url"), info.get("ec2_store")))
+        extra = scenario_vars(info)
+        if extra:
+            log("==> scenario settings over the inventory: %s" % ", ".join("%s=%s" % kv for kv in sorted(extra.items())))
         log("==> running playbooks/autoscale.yml every %ss for %ss (Ctrl-C stops cleanly)" % (args.interval, duration))
         start = time.time()
         cycle = 0
         while time.time() - start < duration:
             cycle += 1
             t_cycle = time.time()
-            res, took = run_cycle(env, args.check)
+            res, took = run_cycle(env, args.check, extra)
             metrics = read_textfile(os.path.join(args.run_dir, "textfile", "k3s_autoscaler.prom"))
             nodes, pending = cluster_observation(info["kubeconfig"])
             line = summary_line(res.stdout) or ("playbook failed (rc=%s)" % res.returncode)
