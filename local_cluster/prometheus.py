@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -77,6 +78,9 @@ class PrometheusServer:
             raise PrometheusError(f"Prometheus binary {self.binary!r} not found or not executable; install the Debian "
                                   "package (apt-get install prometheus) or pass --prometheus-binary PATH, or run with "
                                   "--no-prometheus")
+        # Each simulated cluster is new: series of an earlier cluster in the same state dir would be read as
+        # nodes of this one (within Prometheus's 5 min lookback), so the TSDB starts empty.
+        shutil.rmtree(os.path.join(self.state_dir, "data"), ignore_errors=True)
         os.makedirs(os.path.join(self.state_dir, "data"), exist_ok=True)
         cfg = os.path.join(self.state_dir, "prometheus.yml")
         with open(cfg, "w", encoding="utf-8") as fh:
