@@ -20,6 +20,7 @@ description:
   - "Default PromQL (key: query); C($rate_window) is replaced by O(rate_window):"
   - "freshness: time() - max(timestamp(kube_node_info)) (seconds, compared with O(max_sample_age))."
   - "nodes: C(kube_node_info) (labels node, provider_id). Empty is an error."
+  - "node_role: C(kube_node_role{role=~\"control-plane|master\"}) (control-plane nodes, left out of the figures)."
   - "node_labels: C(kube_node_labels) (C(label_node_kubernetes_io_instance_type) if allow-listed)."
   - "node_ready: C(kube_node_status_condition{condition=\"Ready\",status=\"true\"}) (1 = Ready)."
   - "node_unschedulable: C(kube_node_spec_unschedulable) (1 = cordoned)."
@@ -27,10 +28,13 @@ description:
   - "pending_pods: (kube_pod_status_phase{phase=\"Pending\"} == 1) unless on(namespace, pod)
     kube_pod_owner{owner_kind=\"DaemonSet\"}. Empty means 0."
   - "unschedulable_pods: C(kube_pod_status_unschedulable == 1). Empty means 0."
-  - "pod_requests: sum by (namespace, pod, node, resource) (kube_pod_container_resource_requests{resource=~\"cpu|memory\"}
-    * on(namespace, pod) group_left() max by (namespace, pod) (kube_pod_status_phase{phase=~\"Pending|Running\"} == 1))."
-  - "node_pods: count by (node) (kube_pod_info{node!=\"\"} * on(namespace, pod) group_left()
-    max by (namespace, pod) (kube_pod_status_phase{phase=~\"Pending|Running\"} == 1))."
+  - "pod_requests: sum by (node, resource) (kube_pod_container_resource_requests{resource=~\"cpu|memory\"}
+    and on(namespace, pod) (kube_pod_status_phase{phase=\"Running\"} == 1))
+    or sum by (namespace, pod, node, resource) (kube_pod_container_resource_requests{resource=~\"cpu|memory\"}
+    and on(namespace, pod) (kube_pod_status_phase{phase=\"Pending\"} == 1))
+    (Running pods summed per node, Pending pods one series each; cores, bytes)."
+  - "node_pods: count by (node) (kube_pod_info{node!=\"\"}
+    and on(namespace, pod) (kube_pod_status_phase{phase=~\"Pending|Running\"} == 1))."
   - "pod_owner: C(kube_pod_owner) joined with Pending pods; pod_age: time() - kube_pod_created joined with Pending pods."
   - "daemonset_requests: max by (resource) (sum by (node, resource) (kube_pod_container_resource_requests{resource=~\"cpu|memory\"}
     and on(namespace, pod) kube_pod_owner{owner_kind=\"DaemonSet\"}
