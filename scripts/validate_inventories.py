@@ -351,6 +351,17 @@ def check_value(key: str, value: Any, option: dict[str, Any]) -> tuple[list[str]
     return problems, coerced
 
 
+def _near_miss(key: str, specs: list[RoleSpec]) -> str | None:
+    """The role option ``key`` is almost certainly a misspelling of (ratio >= 0.9), for keys no role owns.
+
+    Secrets (``vault_*``) and connection variables (``ansible_*``) are other variables by convention."""
+    if key.startswith(("vault_", "ansible_")):
+        return None
+    known = [opt for spec in specs for opt in spec.options]
+    close = difflib.get_close_matches(key, known, n=1, cutoff=0.9)
+    return close[0] if close else None
+
+
 # --------------------------------------------------------------------------------------------- validation
 def validate_inventory(inv: Inventory, specs: list[RoleSpec], rejections: list[Rejection]) -> int:
     """Check every source once, then the merged per-host view. Returns the number of knobs checked."""
@@ -367,6 +378,10 @@ def validate_inventory(inv: Inventory, specs: list[RoleSpec], rejections: list[R
             key = str(key)
             spec = _spec_for(key, specs)
             if spec is None:
+                near = _near_miss(key, specs)
+                if near:  # a typo in the role prefix itself (autoscal_memory_threshold) would be silently ignored
+                    rejections.append(Rejection(_rel(src.file), key, f"unknown key; did you mean {near}?",
+                                                _line_of(src.text, key)))
                 continue
             line = _line_of(src.text, key)
             option = spec.options.get(key)

@@ -285,6 +285,24 @@ def test_copy_of_repo_inventory_with_a_typo_is_rejected(tmp_path, capsys):
     assert "autoscale_scaledown_cooldown" in line and "did you mean autoscale_scale_down_cooldown?" in line
 
 
+def test_typo_in_the_role_prefix_is_rejected(tmp_path, capsys):
+    """autoscal_memory_threshold matches no role prefix, so the role would silently use its default."""
+    inv = tmp_path / "local"
+    shutil.copytree(REPO / "inventories" / "local", inv)
+    path = inv / THRESHOLD_FILE
+    path.write_text(path.read_text().replace("autoscale_memory_threshold:", "autoscal_memory_threshold:"))
+    rc, _out, err = run(inv, capsys)
+    assert rc == 1
+    (line,) = rejected_lines(err)
+    assert "autoscal_memory_threshold: unknown key; did you mean autoscale_memory_threshold?" in line
+
+
+def test_vault_and_connection_variables_are_not_typos(tmp_path, capsys):
+    inv = make_inventory(tmp_path, extra={"group_vars/all/misc.yml":
+                                          "vault_autoscale_k3s_token: x\nansible_autoscale_min_nodes: 1\n"})
+    assert run(inv, capsys)[0] == 0
+
+
 # --------------------------------------------------------------------------------------------- playbooks
 def _ansible(tool: str, *args: str, **env):
     environ = dict(os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"), ANSIBLE_ROLES_PATH=str(REPO / "roles"), **env)
