@@ -188,9 +188,10 @@ def chart(rows, path, title):
     ax.set_title(title)
     h1, l1 = ax.get_legend_handles_labels()
     h2, l2 = ax2.get_legend_handles_labels()
-    ax.legend(h1 + h2, l1 + l2, loc="upper left")
+    # below the axes, so it never hides the data
+    fig.legend(h1 + h2, l1 + l2, loc="lower center", ncol=3, frameon=False)
     ax.grid(alpha=0.3)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.07, 1, 1))
     fig.savefig(path, dpi=100)
     plt.close(fig)
 
