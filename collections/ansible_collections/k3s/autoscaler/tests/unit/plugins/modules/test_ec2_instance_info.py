@@ -5,48 +5,9 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import base64
-import json
-import os
-import subprocess
-import sys
 
 from ansible_collections.k3s.autoscaler.plugins.module_utils.ec2_mock import MockEC2
-
-# -- helpers: run a module the way Ansible does (``ansible localhost -m``), JSON callback
-REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), *([".."] * 8)))
-VENV_BIN = os.path.dirname(sys.executable)
-
-
-def ansible_cmd(module, args, check=False):
-    cmd = [
-        os.path.join(VENV_BIN, "ansible"), "localhost", "-i", "localhost,", "-c", "local",
-        "-e", "ansible_python_interpreter=%s" % sys.executable,
-        "-m", "k3s.autoscaler.%s" % module, "-a", json.dumps(args),
-    ]
-    if check:
-        cmd.append("--check")
-    return cmd
-
-
-def env():
-    e = dict(os.environ)
-    e.update(ANSIBLE_LOAD_CALLBACK_PLUGINS="1", ANSIBLE_STDOUT_CALLBACK="json", ANSIBLE_NOCOLOR="1")
-    for k in ("AWS_REGION", "AWS_DEFAULT_REGION"):
-        e.pop(k, None)
-    return e
-
-
-def parse(stdout):
-    data = json.loads(stdout[stdout.index("{"):])
-    return data["plays"][0]["tasks"][0]["hosts"]["localhost"]
-
-
-def run(module, args, check=False):
-    """Run once; returns the module result dict (``failed`` set on failure)."""
-    proc = subprocess.run(ansible_cmd(module, args, check), check=False, cwd=REPO, env=env(), capture_output=True, text=True, timeout=120)
-    assert proc.stdout, proc.stderr
-    return parse(proc.stdout)
-
+from module_runner import run_module
 
 SPEC = {"instance_type": "c5.large", "image_id": "ami-1", "tags": {"pool": "workers"}, "user_data": "#!/bin/sh\nk3s agent\n"}
 
@@ -59,12 +20,12 @@ def test_info_filters_attributes_and_not_found(tmp_path):
     m.terminate_instances([a[1]["instance_id"]])
     mock = {"store": store}
 
-    everything = run("ec2_instance_info", {"region": "us-east-1", "mock": mock})
+    everything = run_module("ec2_instance_info", {"region": "us-east-1", "mock": mock})
     assert everything["changed"] is False and len(everything["instances"]) == 3
 
-    r = run("ec2_instance_info", {"region": "us-east-1", "mock": mock,
-                                  "filters": {"tag:pool": "workers", "instance-state-name": ["running"]},
-                                  "include_attributes": ["userData", "instanceType"]})
+    r = run_module("ec2_instance_info", {"region": "us-east-1", "mock": mock,
+                                         "filters": {"tag:pool": "workers", "instance-state-name": ["running"]},
+                                         "include_attributes": ["userData", "instanceType"]})
     assert [i["instance_id"] for i in r["instances"]] == [a[0]["instance_id"]]
     inst = r["instances"][0]
     assert inst["state"] == {"code": 16, "name": "running"}
@@ -72,19 +33,19 @@ def test_info_filters_attributes_and_not_found(tmp_path):
     assert inst["attributes"]["instance_type"] == {"value": "c5.large"}
     assert "user_data" not in inst  # like EC2, only via include_attributes
 
-    r = run("ec2_instance_info", {"region": "us-east-1", "mock": mock, "instance_ids": [b[0]["instance_id"]]})
+    r = run_module("ec2_instance_info", {"region": "us-east-1", "mock": mock, "instance_ids": [b[0]["instance_id"]]})
     assert [i["instance_type"] for i in r["instances"]] == ["m5.large"]
 
-    r = run("ec2_instance_info", {"region": "us-east-1", "mock": mock, "instance_ids": ["i-0123456789abcdef0"]})
+    r = run_module("ec2_instance_info", {"region": "us-east-1", "mock": mock, "instance_ids": ["i-0123456789abcdef0"]})
     assert r.get("failed") is True and r["error"]["code"] == "InvalidInstanceID.NotFound"
 
-    r = run("ec2_instance_info", {"region": "us-east-1", "mock": mock, "filters": {"no-such-filter": 1}})
+    r = run_module("ec2_instance_info", {"region": "us-east-1", "mock": mock, "filters": {"no-such-filter": 1}})
     assert r.get("failed") is True and r["error"]["code"] == "InvalidParameterValue" and "no-such-filter" in r["msg"]
 
     # minimum_uptime is in minutes: nothing launched an hour ago
-    r = run("ec2_instance_info", {"region": "us-east-1", "mock": mock, "minimum_uptime": 60})
+    r = run_module("ec2_instance_info", {"region": "us-east-1", "mock": mock, "minimum_uptime": 60})
     assert r["instances"] == []
 
     # other region sees nothing
-    r = run("ec2_instance_info", {"region": "eu-west-1", "mock": mock})
+    r = run_module("ec2_instance_info", {"region": "eu-west-1", "mock": mock})
     assert r["instances"] == []

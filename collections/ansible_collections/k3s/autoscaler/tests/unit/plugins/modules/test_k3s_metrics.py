@@ -6,17 +6,16 @@ against a real Prometheus scraping a fixture exporter, plus `ansible-doc`."""
 
 import json
 import os
-import subprocess
 import sys
 
 import pytest
+
+from module_runner import ansible_doc, run_module
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "module_utils"))
 from prom_harness import (PROMETHEUS_BIN, FixtureExporter, PrometheusProcess, free_port,  # noqa: E402
                           ksm_text, node_exporter_text, sample)
 
-REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), *[".."] * 8))
-BIN = os.path.dirname(sys.executable)
 GI = 1024 ** 3
 
 NODES = [dict(name="node-a", provider_id="aws:///us-east-1a/i-0aaaaaaaaaaaaaaa1", ready=True, cpu=2, memory=8 * GI)]
@@ -36,25 +35,10 @@ def prometheus():
             yield prom
 
 
-def run_module(args, check=False):
-    env = dict(os.environ, ANSIBLE_LOAD_CALLBACK_PLUGINS="1", ANSIBLE_STDOUT_CALLBACK="json",
-               ANSIBLE_INVENTORY="localhost,", ANSIBLE_PYTHON_INTERPRETER=sys.executable)
-    cmd = [os.path.join(BIN, "ansible"), "localhost", "-c", "local", "-m", "k3s.autoscaler.k3s_metrics",
-           "-a", json.dumps(args)]
-    if check:
-        cmd.append("--check")
-    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=120, check=False)
-    try:
-        out = json.loads(proc.stdout)
-    except ValueError:
-        raise AssertionError("ansible output is not JSON: %s\n%s" % (proc.stdout, proc.stderr))
-    return out["plays"][0]["tasks"][0]["hosts"]["localhost"]
-
-
 @pytest.mark.integration
 @pytest.mark.parametrize("check", [False, True])
 def test_module_end_to_end(prometheus, check):
-    res = run_module({"prometheus_url": prometheus.url, "rate_window": "3s"}, check=check)
+    res = run_module("k3s_metrics", {"prometheus_url": prometheus.url, "rate_window": "3s"}, check=check)
     assert res.get("failed") is not True, res
     assert res["changed"] is False
     m = res["metrics"]
@@ -70,7 +54,7 @@ def test_module_end_to_end(prometheus, check):
 @pytest.mark.integration
 def test_module_failure_names_query_and_endpoint():
     url = "http://127.0.0.1:%d" % free_port()
-    res = run_module({"prometheus_url": url, "retries": 0})
+    res = run_module("k3s_metrics", {"prometheus_url": url, "retries": 0})
     assert res["failed"] is True
     assert res["query_name"] == "nodes" and res["query"] == "kube_node_info"
     assert url + "/api/v1/query" in res["msg"]
@@ -78,19 +62,18 @@ def test_module_failure_names_query_and_endpoint():
 
 @pytest.mark.integration
 def test_module_rejects_unknown_query_key():
-    res = run_module({"prometheus_url": "http://127.0.0.1:1", "queries": {"bogus": "up"}})
+    res = run_module("k3s_metrics", {"prometheus_url": "http://127.0.0.1:1", "queries": {"bogus": "up"}})
     assert res["failed"] is True and "valid keys are" in res["msg"] and "pending_pods" in res["msg"]
 
 
 @pytest.mark.integration
 def test_module_requires_prometheus_url():
-    res = run_module({"source": "prometheus"})
+    res = run_module("k3s_metrics", {"source": "prometheus"})
     assert res["failed"] is True and "prometheus_url" in res["msg"]
 
 
 def test_ansible_doc_renders():
-    proc = subprocess.run([os.path.join(BIN, "ansible-doc"), "--json", "k3s.autoscaler.k3s_metrics"],
-                          cwd=REPO, capture_output=True, text=True, timeout=120, check=False)
+    proc = ansible_doc("k3s_metrics", as_json=True)
     assert proc.returncode == 0, proc.stderr
     doc = json.loads(proc.stdout)["k3s.autoscaler.k3s_metrics"]
     assert set(doc["doc"]["options"]) == {

@@ -5,39 +5,18 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import json
 import os
-import subprocess
-import sys
 
-REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), *[".."] * 8))
-VENV_BIN = os.path.dirname(sys.executable)
-
-
-def run_module(args, check=False):
-    env = dict(os.environ, ANSIBLE_LOAD_CALLBACK_PLUGINS="1", ANSIBLE_STDOUT_CALLBACK="json", ANSIBLE_NOCOLOR="1")
-    env.pop("ANSIBLE_INVENTORY", None)
-    ansible = os.path.join(VENV_BIN, "ansible")
-    cmd = [ansible if os.path.exists(ansible) else "ansible", "localhost", "-i", "localhost,", "-c", "local",
-           "-e", "ansible_python_interpreter=%s" % sys.executable, "-m", "k3s.autoscaler.k3s_run_lock",
-           "-a", json.dumps(args)]
-    if check:
-        cmd.append("--check")
-    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=120, check=False)
-    try:
-        out = json.loads(proc.stdout)
-    except ValueError:
-        raise AssertionError("ansible did not print JSON (rc=%s)\n%s\n%s" % (proc.returncode, proc.stdout, proc.stderr))
-    return out["plays"][0]["tasks"][0]["hosts"]["localhost"]
+from module_runner import run_module
 
 
 def test_acquire_names_the_ansible_process_then_next_run_recovers_it_as_stale(tmp_path):
     path = str(tmp_path / "run" / "state.json.runlock")
-    first = run_module({"path": path})
+    first = run_module("k3s_run_lock", {"path": path})
     assert first["status"] == "acquired" and first["changed"] is True and first["token"]
     pid = first["holder"]["pid"]
     assert isinstance(pid, int) and pid != os.getpid()  # the ad-hoc `ansible` process, gone by now
-    second = run_module({"path": path})
+    second = run_module("k3s_run_lock", {"path": path})
     assert second["status"] == "acquired"
     assert second["recovered_stale"]["pid"] == pid
     assert "recovered stale lock of pid %d" % pid in second["msg"]
@@ -45,21 +24,21 @@ def test_acquire_names_the_ansible_process_then_next_run_recovers_it_as_stale(tm
 
 def test_held_is_not_a_failure_and_release_needs_the_token(tmp_path):
     path = str(tmp_path / "state.json.runlock")
-    first = run_module({"path": path, "holder_pid": os.getpid()})  # held for as long as this test lives
-    held = run_module({"path": path})
+    first = run_module("k3s_run_lock", {"path": path, "holder_pid": os.getpid()})  # held for as long as this test lives
+    held = run_module("k3s_run_lock", {"path": path})
     assert held["status"] == "held" and not held.get("failed") and held["changed"] is False
     assert held["msg"].startswith("another run holds the lock")
     assert held["holder"]["pid"] == os.getpid() and held["token"] is None
-    wrong = run_module({"path": path, "state": "released", "token": "nope"})
+    wrong = run_module("k3s_run_lock", {"path": path, "state": "released", "token": "nope"})
     assert wrong["status"] == "not_owner" and wrong["changed"] is False
-    rel = run_module({"path": path, "state": "released", "token": first["token"]})
+    rel = run_module("k3s_run_lock", {"path": path, "state": "released", "token": first["token"]})
     assert rel["status"] == "released" and rel["changed"] is True
-    missing = run_module({"path": path, "state": "released"})
+    missing = run_module("k3s_run_lock", {"path": path, "state": "released"})
     assert missing.get("failed") and "token" in missing["msg"]
 
 
 def test_check_mode_takes_no_lock(tmp_path):
     path = str(tmp_path / "d" / "state.json.runlock")
-    res = run_module({"path": path}, check=True)
+    res = run_module("k3s_run_lock", {"path": path}, check=True)
     assert res["status"] == "check_mode" and res["holder_status"] == "free" and res["changed"] is False
     assert not os.path.exists(os.path.dirname(path))

@@ -7,41 +7,11 @@ __metaclass__ = type
 
 import json
 import os
-import subprocess
-import sys
 import time
 
 import pytest
 
-REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), *[".."] * 8))
-VENV_BIN = os.path.dirname(sys.executable)
-
-
-def ansible_bin(name):
-    p = os.path.join(VENV_BIN, name)
-    return p if os.path.exists(p) else name
-
-
-def run_module(module, args, check=False, diff=False):
-    """Run ``ansible localhost -m k3s.autoscaler.<module> -a <json>``; return the host result dict."""
-    env = dict(os.environ, ANSIBLE_LOAD_CALLBACK_PLUGINS="1", ANSIBLE_STDOUT_CALLBACK="json",
-               ANSIBLE_NOCOLOR="1")
-    env.pop("ANSIBLE_INVENTORY", None)
-    cmd = [ansible_bin("ansible"), "localhost", "-i", "localhost,", "-c", "local",
-           "-e", "ansible_python_interpreter=%s" % sys.executable,
-           "-m", "k3s.autoscaler.%s" % module, "-a", json.dumps(args)]
-    if check:
-        cmd.append("--check")
-    if diff:
-        cmd.append("--diff")
-    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=120, check=False)
-    try:
-        out = json.loads(proc.stdout)
-    except ValueError:
-        raise AssertionError("ansible did not print JSON (rc=%s)\nstdout:\n%s\nstderr:\n%s"
-                             % (proc.returncode, proc.stdout, proc.stderr))
-    return out["plays"][0]["tasks"][0]["hosts"]["localhost"]
-
+from module_runner import ansible_doc, run_module
 
 NODES_DETAIL = [
     {"name": "server-0", "provider_id": "k3s://server-0", "instance_id": None, "ready": True, "unschedulable": False,
@@ -128,13 +98,10 @@ def test_corrupt_state_file_fails_with_repair_hint(tmp_path):
 
 @pytest.mark.parametrize("module", ["k3s_scale_decision", "k3s_scale_event"])
 def test_ansible_doc_renders(module):
-    env = dict(os.environ, ANSIBLE_NOCOLOR="1")
-    proc = subprocess.run([ansible_bin("ansible-doc"), "k3s.autoscaler.%s" % module], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=120, check=False)
+    proc = ansible_doc(module)
     assert proc.returncode == 0, proc.stderr
     assert "k3s.autoscaler.%s" % module in proc.stdout
     assert "state_file" in proc.stdout
-    proc = subprocess.run([ansible_bin("ansible-doc"), "--json", "k3s.autoscaler.%s" % module], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=120, check=False)
+    proc = ansible_doc(module, as_json=True)
     doc = json.loads(proc.stdout)["k3s.autoscaler.%s" % module]
     assert doc["doc"]["options"] and doc["return"] and doc["examples"]

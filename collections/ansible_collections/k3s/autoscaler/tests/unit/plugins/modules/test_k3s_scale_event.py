@@ -8,33 +8,8 @@ __metaclass__ = type
 import json
 import os
 import stat
-import subprocess
-import sys
 
-REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), *[".."] * 8))
-VENV_BIN = os.path.dirname(sys.executable)
-
-
-def run_module(module, args, check=False, diff=False):
-    """Run ``ansible localhost -m k3s.autoscaler.<module> -a <json>``; return the host result dict."""
-    env = dict(os.environ, ANSIBLE_LOAD_CALLBACK_PLUGINS="1", ANSIBLE_STDOUT_CALLBACK="json",
-               ANSIBLE_NOCOLOR="1")
-    env.pop("ANSIBLE_INVENTORY", None)
-    ansible = os.path.join(VENV_BIN, "ansible")
-    cmd = [ansible if os.path.exists(ansible) else "ansible", "localhost", "-i", "localhost,", "-c", "local",
-           "-e", "ansible_python_interpreter=%s" % sys.executable,
-           "-m", "k3s.autoscaler.%s" % module, "-a", json.dumps(args)]
-    if check:
-        cmd.append("--check")
-    if diff:
-        cmd.append("--diff")
-    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=120, check=False)
-    try:
-        out = json.loads(proc.stdout)
-    except ValueError:
-        raise AssertionError("ansible did not print JSON (rc=%s)\nstdout:\n%s\nstderr:\n%s"
-                             % (proc.returncode, proc.stdout, proc.stderr))
-    return out["plays"][0]["tasks"][0]["hosts"]["localhost"]
+from module_runner import run_module
 
 
 def test_records_event_with_diff_and_modes(tmp_path):
