@@ -34,13 +34,14 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import errno
-import fcntl
 import json
 import math
 import os
 import socket
 import time
 import uuid
+
+from ansible_collections.k3s.autoscaler.plugins.module_utils.flock import OPEN_FAILED, acquire_flock, release_flock
 
 DEFAULT_TTL = 3600.0
 FLOCK_TIMEOUT = 10.0
@@ -123,20 +124,13 @@ class _Flock(object):
 
     def __enter__(self):
         _ensure_dir(self.path)
-        try:
-            self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
-        except OSError as e:
-            raise LockError("cannot open the lock file %s (%s); check its permissions" % (self.path, e.strerror))
-        deadline = time.monotonic() + self.timeout
-        while True:
-            try:
-                fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                return self
-            except OSError as e:
-                if e.errno not in (errno.EAGAIN, errno.EACCES) or time.monotonic() >= deadline:
-                    os.close(self.fd)
-                    raise LockError("cannot flock the lock file %s (%s)" % (self.path, e.strerror or e))
-                time.sleep(0.01)
+        self.fd = acquire_flock(self.path, self.timeout, self._error)
+        return self
+
+    def _error(self, stage, e):
+        if stage == OPEN_FAILED:
+            return LockError("cannot open the lock file %s (%s); check its permissions" % (self.path, e.strerror))
+        return LockError("cannot flock the lock file %s (%s)" % (self.path, e.strerror or e))
 
     def read(self):
         os.lseek(self.fd, 0, os.SEEK_SET)
@@ -157,10 +151,7 @@ class _Flock(object):
         os.fsync(self.fd)
 
     def __exit__(self, *exc):
-        try:
-            fcntl.flock(self.fd, fcntl.LOCK_UN)
-        finally:
-            os.close(self.fd)
+        release_flock(self.fd)
         return False
 
 

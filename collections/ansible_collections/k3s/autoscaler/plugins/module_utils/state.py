@@ -51,7 +51,6 @@ __metaclass__ = type
 
 import copy
 import errno
-import fcntl
 import json
 import math
 import os
@@ -59,6 +58,7 @@ import tempfile
 import time
 
 from ansible_collections.k3s.autoscaler.plugins.module_utils.binpack import backoff_seconds
+from ansible_collections.k3s.autoscaler.plugins.module_utils.flock import LOCK_FAILED, OPEN_FAILED, acquire_flock, release_flock
 
 STATE_VERSION = 1
 DEFAULT_HISTORY_LIMIT = 100
@@ -320,30 +320,19 @@ class _Lock(object):
 
     def __enter__(self):
         _ensure_dir(self.path)
-        try:
-            self.fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
-        except OSError as e:
-            raise StateError(self.path, "cannot open lock file %s (%s)" % (self.lock_path, e.strerror))
-        deadline = time.monotonic() + self.timeout
-        while True:
-            try:
-                fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                return self
-            except OSError as e:
-                if e.errno not in (errno.EAGAIN, errno.EACCES):
-                    os.close(self.fd)
-                    raise StateError(self.path, "cannot lock %s (%s)" % (self.lock_path, e.strerror))
-                if time.monotonic() >= deadline:
-                    os.close(self.fd)
-                    raise StateError(self.path, "could not lock %s within %s s: another autoscaler run "
-                                                "holds it; wait for it to finish" % (self.lock_path, self.timeout))
-                time.sleep(0.01)
+        self.fd = acquire_flock(self.lock_path, self.timeout, self._error)
+        return self
+
+    def _error(self, stage, e):
+        if stage == OPEN_FAILED:
+            return StateError(self.path, "cannot open lock file %s (%s)" % (self.lock_path, e.strerror))
+        if stage == LOCK_FAILED:
+            return StateError(self.path, "cannot lock %s (%s)" % (self.lock_path, e.strerror))
+        return StateError(self.path, "could not lock %s within %s s: another autoscaler run "
+                                     "holds it; wait for it to finish" % (self.lock_path, self.timeout))
 
     def __exit__(self, *exc):
-        try:
-            fcntl.flock(self.fd, fcntl.LOCK_UN)
-        finally:
-            os.close(self.fd)
+        release_flock(self.fd)
         return False
 
 
