@@ -27,23 +27,17 @@ __metaclass__ = type
 
 import json
 import math
-import os
 import re
-
-try:
-    from kubernetes import client as k8s_client
-    from kubernetes import config as k8s_config
-    from kubernetes.client.rest import ApiException
-    from kubernetes.config.config_exception import ConfigException
-    HAS_KUBERNETES = True
-    KUBERNETES_IMPORT_ERROR = None
-except ImportError as exc:  # pragma: no cover - exercised only without the dependency
-    HAS_KUBERNETES = False
-    KUBERNETES_IMPORT_ERROR = exc
 
 from ansible_collections.k3s.autoscaler.plugins.module_utils.metrics_common import MetricsError
 from ansible_collections.k3s.autoscaler.plugins.module_utils.metrics_kubernetes import (
-    _check_kubeconfig_file as check_kubeconfig_file)
+    HAS_KUBERNETES,
+    KUBERNETES_IMPORT_ERROR,
+    ApiException,
+    k8s_client,
+    new_api_client,
+    _check_kubeconfig_file as check_kubeconfig_file,
+)
 
 SAFE_TO_EVICT = "cluster-autoscaler.kubernetes.io/safe-to-evict"
 TERMINAL_PHASES = ("Succeeded", "Failed")
@@ -216,19 +210,9 @@ def _api(kubeconfig, context, validate_certs):
         check_kubeconfig_file(kubeconfig)  # a missing / non-YAML file, named as such
     except MetricsError as e:
         raise K8sPodsError("kubeconfig %s" % kubeconfig, e.reason)
-    cfg = k8s_client.Configuration()
-    try:
-        if not kubeconfig and not context and os.environ.get("KUBERNETES_SERVICE_HOST"):
-            k8s_config.load_incluster_config(client_configuration=cfg)
-        else:
-            k8s_config.load_kube_config(config_file=kubeconfig, context=context, client_configuration=cfg)
-    except (ConfigException, OSError, TypeError, ValueError) as e:
-        raise K8sPodsError("kubeconfig %s" % (kubeconfig or "~/.kube/config"),
-                           "cannot load the client configuration (context %r): %s; set kubeconfig/context" % (context, e))
-    if not validate_certs:
-        cfg.verify_ssl = False
-    cfg.retries = 0
-    return k8s_client.ApiClient(cfg)
+    return new_api_client(kubeconfig, context, validate_certs, lambda e: K8sPodsError(
+        "kubeconfig %s" % (kubeconfig or "~/.kube/config"),
+        "cannot load the client configuration (context %r): %s; set kubeconfig/context" % (context, e)))
 
 
 def _object(call, endpoint, timeout, *args, **kwargs):

@@ -35,6 +35,8 @@ try:
 except ImportError as exc:  # pragma: no cover - exercised only without the dependency
     HAS_KUBERNETES = False
     KUBERNETES_IMPORT_ERROR = exc
+    # importable names for k8s_pods.py; never used unless HAS_KUBERNETES
+    k8s_client = k8s_config = ApiException = ConfigException = parse_quantity = None
 
 from ansible_collections.k3s.autoscaler.plugins.module_utils.metrics_common import (
     MetricsError,
@@ -81,10 +83,13 @@ def _check_kubeconfig_file(kubeconfig):
                            % (kubeconfig, type(data).__name__ if data is not None else "an empty file"))
 
 
-def _api_client(kubeconfig, context, validate_certs):
-    if not HAS_KUBERNETES:
-        raise MetricsError("kubeconfig", kubeconfig, "python package kubernetes is required: %s" % KUBERNETES_IMPORT_ERROR)
-    _check_kubeconfig_file(kubeconfig)
+def new_api_client(kubeconfig, context, validate_certs, load_error):
+    """A ``kubernetes.client.ApiClient`` (no urllib3 retries) from ``kubeconfig``/``context``, or the in-cluster
+    service account when neither is set and ``KUBERNETES_SERVICE_HOST`` is (i.e. inside a pod).
+
+    Shared by :func:`_api_client` and ``k8s_pods``; the caller has checked HAS_KUBERNETES and the kubeconfig file.
+    ``load_error(exc)`` returns the exception to raise when the client cannot load that configuration.
+    """
     cfg = k8s_client.Configuration()
     try:
         if not kubeconfig and not context and os.environ.get("KUBERNETES_SERVICE_HOST"):
@@ -92,13 +97,21 @@ def _api_client(kubeconfig, context, validate_certs):
         else:
             k8s_config.load_kube_config(config_file=kubeconfig, context=context, client_configuration=cfg)
     except (ConfigException, OSError, TypeError, ValueError) as exc:
-        raise MetricsError("kubeconfig", kubeconfig or "~/.kube/config",
-                           "cannot load Kubernetes client configuration (context %r): %s; set kubeconfig/context "
-                           "or run in-cluster" % (context, exc))
+        raise load_error(exc)
     if not validate_certs:
         cfg.verify_ssl = False
     cfg.retries = 0
     return k8s_client.ApiClient(cfg)
+
+
+def _api_client(kubeconfig, context, validate_certs):
+    if not HAS_KUBERNETES:
+        raise MetricsError("kubeconfig", kubeconfig, "python package kubernetes is required: %s" % KUBERNETES_IMPORT_ERROR)
+    _check_kubeconfig_file(kubeconfig)
+    return new_api_client(kubeconfig, context, validate_certs, lambda exc: MetricsError(
+        "kubeconfig", kubeconfig or "~/.kube/config",
+        "cannot load Kubernetes client configuration (context %r): %s; set kubeconfig/context "
+        "or run in-cluster" % (context, exc)))
 
 
 def _call(api, name, timeout):
