@@ -8,6 +8,7 @@ COLLECTION := collections/ansible_collections/k3s/autoscaler
 export PATH := $(VENV)/bin:$(PATH)
 export ANSIBLE_CONFIG := $(ROOT)/ansible.cfg
 PYTEST_ARGS ?=
+PYTEST_WORKERS ?= 2
 SCENARIO ?= burst
 SEED ?= 6
 RUNS ?= 300
@@ -24,12 +25,8 @@ setup: ## install everything (apt prometheus, .venv with pinned requirements, an
 run: setup ## the main job on the local cluster: scenario $(SCENARIO) (SCENARIO=steady|burst|diurnal|normal|high|low|boundary|trace)
 	@cd $(ROOT) && $(PY) scripts/demo.py --scenario $(SCENARIO) $(if $(TRACE),--trace $(TRACE),)
 
-test: setup ## run every test: lint, validate, pytest (unit + integration), molecule, ansible-test sanity
-	@$(MAKE) --no-print-directory lint
-	@$(MAKE) --no-print-directory validate
-	@$(MAKE) --no-print-directory unit
-	@$(MAKE) --no-print-directory molecule
-	@$(MAKE) --no-print-directory sanity
+test: setup ## run every test: validate, pytest (unit + integration) alongside lint, molecule and ansible-test sanity
+	@./scripts/run_tests.sh
 
 validate: ## validate every inventory against the roles' argument specs
 	@cd $(ROOT) && $(PY) scripts/validate_inventories.py
@@ -41,8 +38,8 @@ molecule: ## one molecule scenario per role (default driver, localhost)
 	@for r in prometheus grafana k3s_manifests autoscaler_timer; do \
 	  echo "==> molecule test roles/$$r"; (cd $(ROOT)/roles/$$r && $(VENV)/bin/molecule test) || exit 1; done
 
-unit: ## pytest: collection unit tests and repo tests
-	@cd $(ROOT) && { $(PY) -m pytest $(PYTEST_ARGS); rc=$$?; \
+unit: ## pytest: collection unit tests and repo tests ($(PYTEST_WORKERS) workers; PYTEST_WORKERS=0 runs in one process)
+	@cd $(ROOT) && { $(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS); rc=$$?; \
 	  if [ $$rc -eq 5 ]; then echo "pytest: no tests collected (exit 5) for '$(PYTEST_ARGS)'; treated as success"; rc=0; fi; exit $$rc; }
 
 sanity: ## ansible-test sanity for the collection (offline; see scripts/setup.sh)
