@@ -1,0 +1,79 @@
+"""The autoscale role refuses autoscale_* variables it does not know (a typo in inventory or on the command line,
+e.g. ``-e autoscale_max_node=3``, would otherwise be silently ignored by Ansible), before it reads or changes
+anything. Its list of the names it sets itself (roles/autoscale/vars/main.yml) must match its tasks exactly."""
+import glob
+import os
+
+import yaml
+
+from bad_input_support import mock_ec2, run_playbook
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+ROLE = os.path.join(REPO, "collections", "ansible_collections", "k3s", "autoscaler", "roles", "autoscale")
+SHARED_KNOBS = {"autoscale_check_interval"}  # inventory knob read by the timer / manifests roles
+
+
+def _names_set_by(task_list, found):
+    for task in task_list or []:
+        for key in ("block", "rescue", "always"):
+            _names_set_by(task.get(key), found)
+        if isinstance(task.get("register"), str):
+            found.add(task["register"])
+        for module in ("ansible.builtin.set_fact", "set_fact"):
+            if isinstance(task.get(module), dict):
+                found.update(k for k in task[module] if k != "cacheable")
+        loop_var = (task.get("loop_control") or {}).get("loop_var")
+        if loop_var:
+            found.add(loop_var)
+        found.update(task.get("vars") or {})
+    return found
+
+
+def test_internal_names_list_matches_the_tasks():
+    found = set()
+    for path in glob.glob(os.path.join(ROLE, "tasks", "*.yml")):
+        with open(path) as f:
+            _names_set_by(yaml.safe_load(f), found)
+    found = {n for n in found if n.startswith("autoscale_") and not n.startswith("autoscale__")}
+    with open(os.path.join(ROLE, "vars", "main.yml")) as f:
+        listed = set(yaml.safe_load(f)["autoscale__facts"])
+    with open(os.path.join(ROLE, "meta", "argument_specs.yml")) as f:
+        options = set(yaml.safe_load(f)["argument_specs"]["main"]["options"])
+    assert listed - SHARED_KNOBS == found - options, (
+        "vars/main.yml autoscale__facts is out of date: missing %s, extra %s"
+        % (sorted(found - options - listed), sorted(listed - SHARED_KNOBS - found)))
+    assert not listed & options, "an option is also listed as an internal name: %s" % sorted(listed & options)
+
+
+def test_a_misspelt_variable_fails_the_run_before_anything_is_read_or_changed(tmp_path):
+    store = str(tmp_path / "ec2.sqlite")
+    mock_ec2(store).close()
+    ev = {"autoscale_max_node": 3, "autoscale_scaledown_cooldown": 0,  # typos of max_nodes, scale_down_cooldown
+          "autoscale_state_file": str(tmp_path / "state" / "state.json"),
+          "autoscale_textfile_path": str(tmp_path / "textfile" / "k3s_autoscaler.prom"),
+          "autoscale_ec2_mock": {"store": store},
+          "autoscale_prometheus_url": "http://127.0.0.1:9"}
+    proc = run_playbook(ev, env={"LOCAL_CLUSTER_DIR": str(tmp_path)})
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 2, out[-3000:]
+    assert "autoscale_max_node, autoscale_scaledown_cooldown: not an option of role k3s.autoscaler.autoscale" \
+        in out, out[-3000:]
+    assert "Refuse autoscale_* variables" in out
+    # it stopped at the first task: no lock, no metrics query, no state, no instance
+    assert "Take the run lock" not in out and "Collect" not in out, out[-3000:]
+    assert not os.path.exists(tmp_path / "state") and not os.path.exists(tmp_path / "textfile")
+    assert mock_ec2(store).list_instances() == []
+
+
+def test_known_variables_pass_the_check(tmp_path):
+    # a correctly spelt run gets past the check (it then fails on the unreachable Prometheus, holding)
+    store = str(tmp_path / "ec2.sqlite")
+    ev = {"autoscale_max_nodes": 3, "autoscale_scale_down_cooldown": 0, "autoscale_check_interval": 30,
+          "autoscale_state_file": str(tmp_path / "state" / "state.json"),
+          "autoscale_textfile_path": str(tmp_path / "textfile" / "k3s_autoscaler.prom"),
+          "autoscale_ec2_mock": {"store": store},
+          "autoscale_prometheus_url": "http://127.0.0.1:9"}
+    proc = run_playbook(ev, env={"LOCAL_CLUSTER_DIR": str(tmp_path)})
+    out = proc.stdout + proc.stderr
+    assert "not an option of role" not in out, out[-3000:]
+    assert "Take the run lock" in out, out[-3000:]
