@@ -77,3 +77,15 @@ def test_known_variables_pass_the_check(tmp_path):
     out = proc.stdout + proc.stderr
     assert "not an option of role" not in out, out[-3000:]
     assert "Take the run lock" in out, out[-3000:]
+
+
+def test_local_inventory_without_cluster_json_names_the_missing_file(tmp_path):
+    # LOCAL_CLUSTER_DIR pointing where no local cluster runs: no silent fallback to some Prometheus on :9090
+    ev = {"autoscale_state_file": str(tmp_path / "state" / "state.json"),
+          "autoscale_textfile_path": str(tmp_path / "textfile" / "k3s_autoscaler.prom")}
+    proc = run_playbook(ev, args=["--check"], env={"LOCAL_CLUSTER_DIR": str(tmp_path / "not-a-cluster")})
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 2, out[-3000:]
+    assert "autoscale_prometheus_url: no %s/cluster.json to read it from" % (tmp_path / "not-a-cluster") in out, \
+        out[-3000:]
+    assert "Take the run lock" not in out and not os.path.exists(tmp_path / "state")
