@@ -10,8 +10,10 @@ action, each action is announced in the state file (atomic write, :mod:`state`) 
                       "reason": <str>}``
     written before RunInstances. The launch tags every instance ``k3s-autoscaler/launch-id: <launch_id>``
     (:data:`LAUNCH_ID_TAG`; a plain tag, so it works with amazon.aws.ec2_instance as well as the mock).
-``pending_removal`` ``{"node": <node name>, "instance_id": <str>, "cordoned_at": <unix s>, "reason": <str>}``
-    written before the node is cordoned.
+``pending_removal`` ``{"node": <node name>, "instance_id": <str>, "cordoned_at": <unix s>, "reason": <str>,
+                      "node_group": <str, optional>}``
+    written before the node is cordoned. ``node_group`` is the group the removal guard counted (the
+    instance's ``k3s-autoscaler/node-group`` tag); the ``scale_down`` event carries it.
 
 At the start of every run :func:`reconcile` looks at the node group's instances (from
 ``ec2_instance_info``, all states) and:
@@ -33,7 +35,10 @@ Guards (pure, on the same instance list):
   (pending ones included); the launch is capped at ``max_nodes - live`` and refused while the node group is
   backed off after capacity errors (state ``backoff``, written by k3s_scale_event ``launch_failed``). So the
   non-terminated instances of the group never exceed max_nodes, even while new ones are still pending.
-* :func:`removal_guard` - a removal is refused when ``live - 1 < min_nodes``.
+* :func:`removal_guard` - a removal is refused when ``live - 1 < min_nodes``. With several node groups
+  (``node_groups``, the role's ``autoscale_node_groups``) the group is the one the instance is tagged with
+  (``k3s-autoscaler/node-group``) and ``min_nodes`` that group's ``min_nodes``; an instance whose tag names
+  no configured group is refused, never guessed.
 
 All times are unix seconds; counts are instances.
 """
@@ -115,6 +120,8 @@ def validate_intents(state):
             raise IntentError("state pending_removal needs node and instance_id strings; repair the state file")
         if not _num(pr.get("cordoned_at")):
             raise IntentError("state pending_removal.cordoned_at must be unix seconds; repair the state file")
+        if pr.get("node_group") is not None and not isinstance(pr.get("node_group"), str):
+            raise IntentError("state pending_removal.node_group must be a string when set; repair the state file")
     return state
 
 
@@ -162,7 +169,7 @@ def reconcile(state, instances, node_group, now, launch_timeout=DEFAULT_LAUNCH_T
         if not live:
             new = record_event(new, "scale_down", 1, now, instance_ids=[pr["instance_id"]], node_names=[pr["node"]],
                                reason="completed removal of %s of an interrupted run: %s"
-                               % (pr["node"], pr.get("reason") or ""))
+                               % (pr["node"], pr.get("reason") or ""), node_group=pr.get("node_group"))
             new.pop("pending_removal", None)
             rep["removal"] = "completed"
             rep["messages"].append("removal of node %s (instance %s) of an interrupted run: the instance is "
@@ -199,18 +206,69 @@ def launch_guard(state, instances, node_group, count, max_nodes, now):
     return {"proceed": True, "count": n, "live": live, "reason": reason}
 
 
-def removal_guard(instances, node_group, instance_id, min_nodes):
-    """Pure: ``{"proceed": bool, "live": int, "reason": str}`` for terminating ``instance_id``."""
-    live = live_instances(instances, node_group)
+def _group_min_nodes(node_groups, name):
+    """``min_nodes`` of the group ``name`` in ``node_groups`` (list of ``{name, min_nodes, ...}``), else None."""
+    for idx, g in enumerate(node_groups):
+        if not isinstance(g, dict) or not isinstance(g.get("name"), str):
+            raise IntentError("node_groups[%d] must be a dict with a name (autoscale_node_groups)" % idx)
+        if g["name"] == name:
+            mn = g.get("min_nodes", 0)  # absent = 0, as the binpacking policy reads it
+            if isinstance(mn, float) and math.isfinite(mn) and mn == int(mn):
+                mn = int(mn)
+            if not isinstance(mn, int) or isinstance(mn, bool) or mn < 0:
+                raise IntentError("node_groups[%d] (%s): min_nodes must be an integer >= 0, got %r"
+                                  % (idx, name, mn))
+            return mn
+    return None
+
+
+def removal_node_group(instances, instance_id, node_group, min_nodes, node_groups=None):
+    """The ``(node group, min_nodes)`` a removal of ``instance_id`` is guarded with.
+
+    Without ``node_groups`` (one group): ``(node_group, min_nodes)`` as given. With ``node_groups`` (list of
+    ``{name, min_nodes, ...}``): the group the instance is tagged with (``k3s-autoscaler/node-group`` in
+    ``instances``) and that group's ``min_nodes``. Returns ``(None, None)`` when the instance is absent,
+    untagged or tagged with a group not in ``node_groups`` (the guard then refuses).
+    """
+    if not node_groups:
+        return node_group, min_nodes
+    for inst in instances:
+        if isinstance(inst, dict) and inst.get("instance_id") == instance_id:
+            tagged = _tags(inst).get(NODE_GROUP_TAG)
+            mn = _group_min_nodes(node_groups, tagged) if isinstance(tagged, str) else None
+            return (tagged, mn) if mn is not None else (None, None)
+    return None, None
+
+
+def removal_guard(instances, node_group, instance_id, min_nodes, node_groups=None):
+    """Pure: ``{"proceed": bool, "live": int, "node_group": str|None, "min_nodes": int|None, "reason": str}``
+    for terminating ``instance_id``.
+
+    ``live`` counts the non-terminated instances of the guarded group (see :func:`removal_node_group`:
+    ``node_group`` / ``min_nodes``, or with ``node_groups`` the instance's own tagged group and its min).
+    """
+    group_instances(instances, node_group)  # validates the list
+    if not isinstance(min_nodes, int) or isinstance(min_nodes, bool) or min_nodes < 0:
+        raise IntentError("min_nodes must be an integer >= 0, got %r" % (min_nodes,))
+    group, group_min = removal_node_group(instances, instance_id, node_group, min_nodes, node_groups)
+    if group is None:
+        tagged = [_tags(i).get(NODE_GROUP_TAG) for i in instances if i.get("instance_id") == instance_id]
+        why = ("it is not among the cluster's instances" if not tagged else
+               "it is tagged %s=%r, not one of node_groups %s" % (
+                   NODE_GROUP_TAG, tagged[0], ", ".join(str(g.get("name")) for g in node_groups)))
+        return {"proceed": False, "live": 0, "node_group": None, "min_nodes": None,
+                "reason": "no_action: instance %s has no configured node group (%s)" % (instance_id, why)}
+    live = live_instances(instances, group)
     ids = [i["instance_id"] for i in live]
+    out = {"proceed": False, "live": len(live), "node_group": group, "min_nodes": group_min, "reason": ""}
     if instance_id not in ids:
-        return {"proceed": False, "live": len(live),
-                "reason": "no_action: instance %s is not a live instance of node group %s" % (instance_id, node_group)}
-    if len(live) - 1 < min_nodes:
-        return {"proceed": False, "live": len(live),
-                "reason": "no_action: removing %s would leave %d non-terminated instance(s) < min_nodes %d"
-                          % (instance_id, len(live) - 1, min_nodes)}
-    return {"proceed": True, "live": len(live), "reason": ""}
+        out["reason"] = "no_action: instance %s is not a live instance of node group %s" % (instance_id, group)
+    elif len(live) - 1 < group_min:
+        out["reason"] = ("no_action: removing %s would leave %d non-terminated instance(s) in node group %s "
+                         "< min_nodes %d" % (instance_id, len(live) - 1, group, group_min))
+    else:
+        out["proceed"] = True
+    return out
 
 
 def begin_launch(state, count, node_group, now, reason="", launch_id=None):
@@ -248,7 +306,7 @@ def abort_launch(state, launch_id):
     return new
 
 
-def begin_removal(state, node, instance_id, now, reason=""):
+def begin_removal(state, node, instance_id, now, reason="", node_group=None):
     """Pure: the state with ``pending_removal`` set (fails if one is already pending)."""
     validate_intents(state)
     if state.get("pending_removal"):
@@ -257,15 +315,22 @@ def begin_removal(state, node, instance_id, now, reason=""):
     new = copy.deepcopy(state)
     new["pending_removal"] = {"node": node, "instance_id": instance_id, "cordoned_at": float(now),
                               "reason": reason or ""}
+    if node_group:
+        new["pending_removal"]["node_group"] = node_group
     return new
 
 
-def end_removal(state, node, instance_id, now, reason=""):
-    """Pure: record the scale_down of ``node``/``instance_id`` and clear ``pending_removal`` (one write)."""
+def end_removal(state, node, instance_id, now, reason="", node_group=None):
+    """Pure: record the scale_down of ``node``/``instance_id`` and clear ``pending_removal`` (one write).
+
+    The event carries ``node_group`` when given, else the one the pending removal recorded."""
     validate_intents(state)
     new = copy.deepcopy(state)
-    new.pop("pending_removal", None)
-    return record_event(new, "scale_down", 1, now, instance_ids=[instance_id], node_names=[node], reason=reason)
+    pr = new.pop("pending_removal", None) or {}
+    if node_group is None and pr.get("instance_id") == instance_id:
+        node_group = pr.get("node_group")
+    return record_event(new, "scale_down", 1, now, instance_ids=[instance_id], node_names=[node], reason=reason,
+                        node_group=node_group)
 
 
 def clear_removal(state, node=None):

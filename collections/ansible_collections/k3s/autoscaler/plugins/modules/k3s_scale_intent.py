@@ -30,7 +30,10 @@ description:
     instance is still live the node must be uncordoned (C(report.removal=uncordon)), then O(action=clear_removal)."
   - "O(action=begin_removal) - guard (refuses when removing O(instance_id) would leave fewer than O(min_nodes)
     non-terminated instances in the node group), then write C(pending_removal) C({node, instance_id, cordoned_at,
-    reason}) before the node is cordoned. O(action=end_removal) records the C(scale_down) and clears it;
+    reason, node_group}) before the node is cordoned. With O(node_groups) the guard counts the group the instance
+    is tagged with (C(k3s-autoscaler/node-group) in O(instances)) against that group's C(min_nodes), and refuses an
+    instance tagged with no group of O(node_groups); without it, O(node_group) and O(min_nodes).
+    O(action=end_removal) records the C(scale_down) (with the node group of the pending removal) and clears it;
     O(action=clear_removal) clears it (after an uncordon)."
   - A corrupt state file fails the task naming the path and the repair (C(k3s_scale_event repair=true)).
 author:
@@ -53,9 +56,20 @@ options:
     type: list
     elements: dict
   node_group:
-    description: Node group (value of the C(k3s-autoscaler/node-group) tag).
+    description:
+      - Node group (value of the C(k3s-autoscaler/node-group) tag) of the launch, and of the removal guard when
+        O(node_groups) is not given.
     type: str
     default: default
+  node_groups:
+    description:
+      - For O(action=begin_removal) with several node groups, the groups as the role's C(autoscale_node_groups)
+        lists them (C({name, min_nodes, ...}); other keys ignored). The guard then takes the instance's own
+        group from its C(k3s-autoscaler/node-group) tag and that group's C(min_nodes) (instances), instead of
+        O(node_group) / O(min_nodes). Empty or omitted - one group, O(node_group) / O(min_nodes).
+    type: list
+    elements: dict
+    default: []
   count:
     description: For O(action=begin_launch), the nodes the decision wants to add (integer >= 1).
     type: int
@@ -63,7 +77,9 @@ options:
     description: For O(action=begin_launch), the most non-terminated instances the node group may have.
     type: int
   min_nodes:
-    description: For O(action=begin_removal), the fewest non-terminated instances the node group may keep.
+    description:
+      - For O(action=begin_removal), the fewest non-terminated instances the node group may keep (instances).
+        With O(node_groups), the group's own C(min_nodes) is used instead.
     type: int
   launch_id:
     description: For O(action=end_launch) and O(action=abort_launch), the RV(launch_id) of the begin_launch.
@@ -105,6 +121,19 @@ EXAMPLES = r"""
     node_group: general
   register: reconciled
 
+- name: Guard a removal in the candidate's own node group and announce it before the cordon
+  k3s.autoscaler.k3s_scale_intent:
+    state_file: /var/lib/k3s-autoscaler/state.json
+    action: begin_removal
+    instances: "{{ ec2.instances }}"
+    node_groups:
+      - {name: general, instance_type: m5.large, min_nodes: 1, max_nodes: 10}
+      - {name: batch, instance_type: c5.xlarge, min_nodes: 0, max_nodes: 5}
+    min_nodes: 1
+    node: "{{ decision.candidates[0].name }}"
+    instance_id: "{{ decision.candidates[0].instance_id }}"
+  register: removal
+
 - name: Guard and announce the launch
   k3s.autoscaler.k3s_scale_intent:
     state_file: /var/lib/k3s-autoscaler/state.json
@@ -140,6 +169,16 @@ launch_id:
   description: The launch_id to tag the instances with (C(k3s-autoscaler/launch-id)); null when none.
   returned: always
   type: str
+node_group:
+  description:
+    - For begin_removal, the node group the guard counted (the instance's tag with O(node_groups), else
+      O(node_group)); null when the instance has no configured group.
+  returned: always
+  type: str
+min_nodes:
+  description: For begin_removal, the min_nodes the guard applied (instances); null when not guarded.
+  returned: always
+  type: int
 reason:
   description: Why a guard refused or capped (C(no_action - ...)), else empty.
   returned: always
@@ -180,6 +219,7 @@ def main():
             action=dict(type="str", required=True, choices=list(NEEDS)),
             instances=dict(type="list", elements="dict"),
             node_group=dict(type="str", default="default"),
+            node_groups=dict(type="list", elements="dict", default=[]),
             count=dict(type="int"),
             max_nodes=dict(type="int"),
             min_nodes=dict(type="int"),
@@ -198,7 +238,8 @@ def main():
     if missing:
         module.fail_json(msg="action=%s needs %s" % (action, ", ".join(missing)))
     now = _time.time()
-    out = dict(proceed=False, count=0, live=None, launch_id=None, reason="", report={})
+    out = dict(proceed=False, count=0, live=None, launch_id=None, reason="", report={}, node_group=None,
+               min_nodes=None)
 
     def step(state):
         if action == "reconcile":
@@ -224,11 +265,14 @@ def main():
             return it.abort_launch(state, p["launch_id"])
         if action == "begin_removal":
             it.validate_intents(state)
-            guard = it.removal_guard(p["instances"], p["node_group"], p["instance_id"], p["min_nodes"])
-            out.update(proceed=guard["proceed"], live=guard["live"], reason=guard["reason"])
+            guard = it.removal_guard(p["instances"], p["node_group"], p["instance_id"], p["min_nodes"],
+                                     node_groups=p["node_groups"])
+            out.update(proceed=guard["proceed"], live=guard["live"], reason=guard["reason"],
+                       node_group=guard["node_group"], min_nodes=guard["min_nodes"])
             if not guard["proceed"]:
                 return state
-            return it.begin_removal(state, p["node"], p["instance_id"], now, reason=p["reason"])
+            return it.begin_removal(state, p["node"], p["instance_id"], now, reason=p["reason"],
+                                    node_group=guard["node_group"])
         if action == "end_removal":
             return it.end_removal(state, p["node"], p["instance_id"], now, reason=p["reason"])
         return it.clear_removal(state, p["node"])

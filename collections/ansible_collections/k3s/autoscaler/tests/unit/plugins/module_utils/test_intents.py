@@ -110,3 +110,54 @@ def test_instances_must_have_state_and_id():
         it.live_instances([{"state": {"name": "running"}}], "default")
     with pytest.raises(it.IntentError, match="state.name"):
         it.live_instances([{"instance_id": "i-1", "tags": {"k3s-autoscaler/node-group": "default"}}], "default")
+
+
+GROUPS = [{"name": "default", "instance_type": "m5.large", "min_nodes": 1, "max_nodes": 5},
+          {"name": "batch", "instance_type": "c5.xlarge", "min_nodes": 2, "max_nodes": 4}]
+
+
+def test_removal_guard_uses_the_instances_own_node_group_and_its_min_nodes():
+    instances = [inst("i-d1"), inst("i-b1", group="batch"), inst("i-b2", group="batch"), inst("i-b3", group="batch"),
+                 inst("i-b4", "terminated", group="batch")]
+    # single-group call (what the role did before): a batch node is "not a live instance of node group default"
+    assert not it.removal_guard(instances, "default", "i-b1", 1)["proceed"]
+    g = it.removal_guard(instances, "default", "i-b1", 1, node_groups=GROUPS)
+    assert g["proceed"] and (g["node_group"], g["min_nodes"], g["live"]) == ("batch", 2, 3), g
+    # batch min_nodes 2 applies, not the cluster-wide min_nodes 0 passed for the single group
+    two_left = [i for i in instances if i["instance_id"] != "i-b3"]
+    g = it.removal_guard(two_left, "default", "i-b1", 0, node_groups=GROUPS)
+    assert not g["proceed"] and "node group batch < min_nodes 2" in g["reason"], g
+    # default's own min_nodes 1 keeps its last instance even though batch has room
+    g = it.removal_guard(instances, "default", "i-d1", 0, node_groups=GROUPS)
+    assert not g["proceed"] and (g["node_group"], g["min_nodes"]) == ("default", 1) and "min_nodes 1" in g["reason"]
+
+
+def test_removal_guard_refuses_an_instance_of_no_configured_group():
+    instances = [inst("i-x", group="gpu"), inst("i-b1", group="batch")]
+    g = it.removal_guard(instances, "default", "i-x", 0, node_groups=GROUPS)
+    assert not g["proceed"] and g["node_group"] is None and "'gpu', not one of node_groups default, batch" in g["reason"]
+    g = it.removal_guard(instances, "default", "i-gone", 0, node_groups=GROUPS)
+    assert not g["proceed"] and "not among the cluster's instances" in g["reason"]
+    untagged = [{"instance_id": "i-u", "state": {"name": "running"}, "tags": {}}]
+    assert not it.removal_guard(untagged, "default", "i-u", 0, node_groups=GROUPS)["proceed"]
+    # a group without min_nodes counts as min_nodes 0 (as the binpacking policy reads it)
+    g = it.removal_guard(instances, "default", "i-b1", 5, node_groups=[{"name": "batch", "max_nodes": 3}])
+    assert g["proceed"] and g["min_nodes"] == 0
+    with pytest.raises(it.IntentError, match=r"node_groups\[0\] \(batch\): min_nodes"):
+        it.removal_guard(instances, "default", "i-b1", 0, node_groups=[{"name": "batch", "min_nodes": "two"}])
+
+
+def test_removal_records_its_node_group_in_the_intent_and_the_scale_down_event():
+    st = it.begin_removal(default_state(), "node-b", "i-b1", 10.0, reason="unneeded", node_group="batch")
+    assert validate_state(st)["pending_removal"]["node_group"] == "batch"
+    done = it.end_removal(st, "node-b", "i-b1", 20.0, reason="unneeded")
+    assert done["events"][-1]["node_group"] == "batch" and "pending_removal" not in done
+    # an interrupted one completed by reconcile carries it too
+    new, rep = it.reconcile(st, [inst("i-b1", "terminated", group="batch")], "default", 30.0)
+    assert rep["removal"] == "completed" and new["events"][-1]["node_group"] == "batch"
+    # records written before node_group existed stay valid
+    old = it.begin_removal(default_state(), "node-a", "i-a", 10.0)
+    assert "node_group" not in old["pending_removal"]
+    assert "node_group" not in it.end_removal(old, "node-a", "i-a", 11.0)["events"][-1]
+    with pytest.raises(it.IntentError, match="pending_removal.node_group"):
+        it.validate_intents(dict(default_state(), pending_removal=dict(old["pending_removal"], node_group=3)))

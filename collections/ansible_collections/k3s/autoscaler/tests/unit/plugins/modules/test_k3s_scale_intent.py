@@ -50,3 +50,24 @@ def test_missing_option_and_corrupt_state_are_named(tmp_path):
     sf.write_text("{not json")
     res = run_module("k3s_scale_intent", {"state_file": str(sf), "action": "reconcile", "instances": []})
     assert res.get("failed") and "is corrupt" in res["msg"] and "repair" in res["msg"]
+
+
+def test_begin_removal_guards_the_candidates_own_node_group(tmp_path):
+    sf = str(tmp_path / "state.json")
+    batch = [dict(inst("i-b%d" % n), tags={"k3s-autoscaler/node-group": "batch"}) for n in (1, 2)]
+    groups = [{"name": "default", "instance_type": "m5.large", "min_nodes": 1, "max_nodes": 5},
+              {"name": "batch", "instance_type": "c5.xlarge", "min_nodes": 1, "max_nodes": 3}]
+    args = {"state_file": sf, "action": "begin_removal", "instances": [inst("i-d1")] + batch, "min_nodes": 1,
+            "node": "node-b1", "instance_id": "i-b1", "node_groups": groups}
+    res = run_module("k3s_scale_intent", args)
+    assert res["proceed"] and (res["node_group"], res["min_nodes"], res["live"]) == ("batch", 1, 2), res
+    assert res["intents"]["pending_removal"]["node_group"] == "batch"
+    end = run_module("k3s_scale_intent", {"state_file": sf, "action": "end_removal", "node": "node-b1",
+                                          "instance_id": "i-b1"})
+    assert end["changed"] and end["intents"]["pending_removal"] is None
+    with open(sf) as f:
+        assert json.load(f)["events"][-1]["node_group"] == "batch"
+    # i-b1 is gone: removing i-b2 would leave batch below its min_nodes 1
+    args.update(instances=[inst("i-d1"), batch[1]], node="node-b2", instance_id="i-b2")
+    res = run_module("k3s_scale_intent", args)
+    assert not res["proceed"] and "node group batch < min_nodes 1" in res["reason"] and res["changed"] is False
