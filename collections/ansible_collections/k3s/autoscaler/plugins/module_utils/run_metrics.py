@@ -18,6 +18,17 @@ Series (all gauges unless noted; labels ``cluster`` and ``node_group`` on every 
 * ``k3s_autoscaler_last_run_timestamp_seconds``: unix time (seconds) the last run finished.
 * ``k3s_autoscaler_run_duration_seconds``: wall time of the last run (seconds).
 * ``k3s_autoscaler_run_error``: 1 when the last run held because of an error, else 0.
+* ``k3s_autoscaler_runs_total{outcome}`` (counter): runs by outcome - ``completed`` (the cycle ran),
+  ``error`` (it held because of an error), ``skipped`` (another run held the run lock, k3s_run_lock
+  ``status: held``), read from the state file's ``runs`` map ``{outcome: int}`` (so it survives restarts).
+  Absent when no state file is given.
+
+A skipped run (:data:`SKIPPED`) must not overwrite the lock holder's gauges (its last decision): it rewrites
+only the ``k3s_autoscaler_runs_total`` family of the existing textfile (:func:`merge_text`) and keeps every
+other line; pushed to a Pushgateway, it replaces only that family (``pushadd``). Every textfile write, full or
+merged, happens under an exclusive flock on the sibling ``<path>.lock`` (:func:`textfile_lock`), and the
+module increments the state file's counter inside that lock, so the counter written last is the newest and
+never goes backwards; the file itself is replaced atomically (temp file + rename).
 """
 from __future__ import absolute_import, division, print_function
 
@@ -25,23 +36,75 @@ __metaclass__ = type
 
 import os
 
+from ansible_collections.k3s.autoscaler.plugins.module_utils.flock import acquire_flock, release_flock
+
 try:
     from prometheus_client import CollectorRegistry, Gauge, Counter, write_to_textfile, push_to_gateway
+    from prometheus_client import pushadd_to_gateway
     from prometheus_client.exposition import generate_latest
+    from prometheus_client.parser import text_string_to_metric_families
     HAS_PROMETHEUS_CLIENT = True
 except ImportError:  # pragma: no cover - reported by the module
     HAS_PROMETHEUS_CLIENT = False
 
 DECISIONS = ("scale_up", "scale_down", "no_action")
 DIRECTIONS = ("scale_up", "scale_down")
+OUTCOMES = ("completed", "error", "skipped")
+SKIPPED = "skipped"
+RUNS_FAMILY = "k3s_autoscaler_runs"  # exposed as k3s_autoscaler_runs_total (counter)
+RUNS_HELP = "Autoscaler runs by outcome (completed, error = held on an error, skipped = run lock held)."
+DEFAULT_TEXTFILE_LOCK_TIMEOUT = 30.0
+
+
+def run_totals(state):
+    """``{outcome: int}`` for every outcome of :data:`OUTCOMES` from ``state['runs']`` (0 when absent).
+
+    Raises ``ValueError`` naming ``runs.<outcome>`` when the state file holds something else than an int >= 0.
+    """
+    runs = state.get("runs")
+    if runs is None:
+        runs = {}
+    if not isinstance(runs, dict):
+        raise ValueError("state file key 'runs' must be an object {outcome: count}, got %s" % type(runs).__name__)
+    out = {}
+    for o in OUTCOMES:
+        v = runs.get(o, 0)
+        if not isinstance(v, int) or isinstance(v, bool) or v < 0:
+            raise ValueError("state file runs.%s must be an integer >= 0, got %r" % (o, v))
+        out[o] = v
+    return out
+
+
+def record_run(state, outcome):
+    """Return ``state`` with ``runs[outcome]`` incremented (mutates and returns it, for ``update_state``)."""
+    if outcome not in OUTCOMES:
+        raise ValueError("outcome must be one of %s, got %r" % (", ".join(OUTCOMES), outcome))
+    runs = run_totals(state)
+    runs[outcome] += 1
+    state["runs"] = runs
+    return state
+
+
+def _add_runs(registry, cluster, node_group, runs):
+    c = Counter(RUNS_FAMILY, RUNS_HELP, ("cluster", "node_group", "outcome"), registry=registry)
+    for o in OUTCOMES:
+        c.labels(cluster, node_group, o).inc(int(runs.get(o, 0)))
+
+
+def build_runs_registry(cluster, node_group, runs):
+    """A ``CollectorRegistry`` holding only ``k3s_autoscaler_runs_total{outcome}`` (what a skipped run exports)."""
+    registry = CollectorRegistry()
+    _add_runs(registry, cluster, node_group, runs)
+    return registry
 
 
 def build_registry(cluster, node_group, decision, now, started_at, desired_nodes=None, current_nodes=None,
-                   pending_pods=None, totals=None, error=False, launch_failures=0, unfittable_pods=None):
+                   pending_pods=None, totals=None, error=False, launch_failures=0, unfittable_pods=None, runs=None):
     """Return a ``CollectorRegistry`` holding the run metrics described in the module docstring.
 
     ``now`` and ``started_at`` are unix seconds; ``totals`` maps direction -> completed actions (int);
-    ``launch_failures`` is the recorded launch failure total (int); ``unfittable_pods`` a pod count or None.
+    ``launch_failures`` is the recorded launch failure total (int); ``unfittable_pods`` a pod count or None;
+    ``runs`` the ``{outcome: int}`` run counters (:func:`run_totals`) or None (series absent).
     Raises ``ValueError`` naming the field for an unknown decision or a run that ends before it starts.
     """
     if decision not in DECISIONS:
@@ -77,6 +140,8 @@ def build_registry(cluster, node_group, decision, now, started_at, desired_nodes
           registry=registry).labels(*lv).set(now - started_at)
     Gauge("k3s_autoscaler_run_error", "1 when the last run held because of an error.", labels,
           registry=registry).labels(*lv).set(1 if error else 0)
+    if runs is not None:
+        _add_runs(registry, cluster, node_group, runs)
     return registry
 
 
@@ -85,18 +150,113 @@ def render(registry):
     return generate_latest(registry).decode("utf-8")
 
 
-def export(registry, path=None, pushgateway_url=None, job="k3s_autoscaler", timeout=10):
+class _Families(object):
+    """A collector yielding already-built metric families (parsed from an existing textfile)."""
+
+    def __init__(self, families):
+        self._families = families
+
+    def collect(self):
+        return iter(self._families)
+
+
+def merge_text(existing, registry):
+    """Text exposition of ``existing`` (the current textfile's text, or None) with every family that
+    ``registry`` holds replaced by the registry's, and all other families kept as they are.
+
+    Returns ``(text, warning)``; ``warning`` is None, or says the existing text was unparseable (then only the
+    registry's families are written: its other lines cannot be kept faithfully).
+    """
+    ours = set(m.name for m in registry.collect())
+    # in the text format a counter's _created samples form a family of their own (a gauge)
+    ours |= set(n + "_created" for n in ours)
+    kept, warning = [], None
+    if existing:
+        try:
+            kept = [f for f in text_string_to_metric_families(existing) if f.name not in ours]
+        except ValueError as exc:
+            kept, warning = [], "the existing textfile is not valid exposition text (%s); rewrote it with %s only" % (
+                exc, ", ".join(sorted(m.name for m in registry.collect())))
+    merged = CollectorRegistry()
+    if kept:
+        merged.register(_Families(kept))
+    out = generate_latest(merged).decode("utf-8") if kept else ""
+    return out + render(registry), warning
+
+
+class textfile_lock(object):
+    """Context manager: exclusive flock on ``<path>.lock`` (bounded wait) around a textfile read/write.
+
+    Creates the parent directory (mode 0755) when missing. Raises ``OSError`` naming the lock file on timeout.
+    """
+
+    def __init__(self, path, timeout=DEFAULT_TEXTFILE_LOCK_TIMEOUT):
+        self.lock_path = path + ".lock"
+        self.timeout = timeout
+        self.fd = None
+
+    def _error(self, stage, err):
+        if stage == "timeout":
+            return OSError("textfile lock %s still held by another run after %s s (a stuck k3s_run_metrics?); "
+                           "retry, or remove the lock file if no run is active" % (self.lock_path, self.timeout))
+        return OSError("cannot lock the textfile through %s: %s" % (self.lock_path, err))
+
+    def __enter__(self):
+        parent = os.path.dirname(os.path.abspath(self.lock_path))
+        if not os.path.isdir(parent):
+            os.makedirs(parent, 0o755)
+        self.fd = acquire_flock(self.lock_path, self.timeout, self._error)
+        return self
+
+    def __exit__(self, *exc):
+        release_flock(self.fd)
+        return False
+
+
+def _write_text_atomically(path, text):
+    tmp = "%s.%d.tmp" % (path, os.getpid())
+    try:
+        with open(tmp, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except Exception:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def export(registry, path=None, pushgateway_url=None, job="k3s_autoscaler", timeout=10, merge=False):
     """Write ``registry`` atomically to the node-exporter textfile ``path`` and/or push it to a Pushgateway.
 
     The textfile is written through prometheus-client's ``write_to_textfile`` (temp file + rename), after
     creating the parent directory (mode 0755) when missing. ``path`` must end in ``.prom``.
+    ``merge=True`` (a skipped run) keeps the other families of the existing textfile (:func:`merge_text`,
+    temp file + rename) and pushes with ``pushadd`` (only the registry's families are replaced). Call it
+    inside :func:`textfile_lock` so that two runs never interleave their read and write.
+    Returns a warning string or None.
     """
+    warning = None
     if path:
         if not path.endswith(".prom"):
             raise ValueError("path must end in .prom for the node-exporter textfile collector, got %r" % path)
         parent = os.path.dirname(os.path.abspath(path))
         if not os.path.isdir(parent):
             os.makedirs(parent, 0o755)
-        write_to_textfile(path, registry)
+        if merge:
+            existing = None
+            if os.path.exists(path):
+                with open(path) as f:
+                    existing = f.read()
+            text, warning = merge_text(existing, registry)
+            _write_text_atomically(path, text)
+        else:
+            write_to_textfile(path, registry)
     if pushgateway_url:
-        push_to_gateway(pushgateway_url, job=job, registry=registry, timeout=timeout)
+        if merge:
+            pushadd_to_gateway(pushgateway_url, job=job, registry=registry, timeout=timeout)
+        else:
+            push_to_gateway(pushgateway_url, job=job, registry=registry, timeout=timeout)
+    return warning
