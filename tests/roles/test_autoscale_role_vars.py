@@ -89,3 +89,25 @@ def test_local_inventory_without_cluster_json_names_the_missing_file(tmp_path):
     assert "autoscale_prometheus_url: no %s/cluster.json to read it from" % (tmp_path / "not-a-cluster") in out, \
         out[-3000:]
     assert "Take the run lock" not in out and not os.path.exists(tmp_path / "state")
+
+
+def test_preflight_refuses_settings_that_contradict_each_other_before_the_run(tmp_path):
+    """min_nodes > max_nodes, a percent written as a ratio-out-of-range, a ratio written as a percent: each fails
+    at the preflight task, naming the variable, before the lock, the metrics or EC2 (one run, all checked)."""
+    store = str(tmp_path / "ec2.sqlite")
+    mock_ec2(store).close()
+    cases = [({"autoscale_min_nodes": 5, "autoscale_max_nodes": 3},
+              "autoscale_min_nodes (5) must be >= 0 and <= autoscale_max_nodes (3)"),
+             ({"autoscale_cpu_threshold": 150}, "autoscale_cpu_threshold (150"),
+             ({"autoscale_scale_down_utilization_threshold": 50},
+              "autoscale_scale_down_utilization_threshold (50"),
+             ({"autoscale_max_scale_up_step": 0}, "autoscale_max_scale_up_step (0) must be >= 1")]
+    for bad, message in cases:
+        ev = dict(bad, autoscale_state_file=str(tmp_path / "state" / "state.json"),
+                  autoscale_textfile_path=str(tmp_path / "textfile" / "k3s_autoscaler.prom"),
+                  autoscale_ec2_mock={"store": store}, autoscale_prometheus_url="http://127.0.0.1:9")
+        proc = run_playbook(ev, env={"LOCAL_CLUSTER_DIR": str(tmp_path)})
+        out = proc.stdout + proc.stderr
+        assert proc.returncode == 2 and message in out, (bad, out[-3000:])
+        assert "Preflight" in out and "Take the run lock" not in out, (bad, out[-3000:])
+    assert not os.path.exists(tmp_path / "state") and mock_ec2(store).list_instances() == []
