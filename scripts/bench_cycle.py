@@ -23,7 +23,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -33,6 +32,8 @@ import urllib.parse
 import urllib.request
 
 import yaml
+
+from cluster_process import start_cluster, stop_cluster
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PODS_PER_NODE = 30          # Cluster Autoscaler scalability tests: 1,000 nodes / 30,000 pods
@@ -77,35 +78,6 @@ def prom_scalar(url, promql):
 def head_series(url):
     with urllib.request.urlopen(url + "/api/v1/status/tsdb", timeout=60) as resp:
         return int(json.load(resp)["data"]["headStats"]["numSeries"])
-
-
-def start_cluster(run_dir, scenario_path, scrape_interval, timeout):
-    cluster_json = os.path.join(run_dir, "cluster.json")
-    cmd = [sys.executable, "-m", "local_cluster", "up", "--state-dir", run_dir, "--scenario", scenario_path,
-           "--scrape-interval", str(scrape_interval), "--prometheus-start-timeout", str(timeout)]
-    logf = open(os.path.join(run_dir, "local_cluster.log"), "w")
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=logf, stderr=subprocess.STDOUT, start_new_session=True)
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit("local cluster exited with %s during start-up; see %s" % (proc.returncode, logf.name))
-        if os.path.exists(cluster_json):
-            with open(cluster_json) as f:
-                return proc, json.load(f)
-        time.sleep(0.5)
-    stop(proc)
-    raise SystemExit("local cluster not ready after %ss; see %s" % (timeout, logf.name))
-
-
-def stop(proc, timeout=30):
-    if proc is None or proc.poll() is not None:
-        return
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
 
 
 def wait_warm(prom, nodes, pods, rate_window, timeout):
@@ -187,7 +159,9 @@ def bench_size(nodes, args, base_env):
         yaml.safe_dump(scenario(nodes, pods), f, sort_keys=False)
     log("==> %d nodes / %d pods: starting the local cluster (scenario %s)" % (nodes, pods, sc_path))
     t0 = time.perf_counter()
-    proc, info = start_cluster(run_dir, sc_path, args.scrape_interval, args.start_timeout)
+    proc, info = start_cluster(run_dir, sc_path, args.start_timeout,
+                               ["--scrape-interval", str(args.scrape_interval),
+                                "--prometheus-start-timeout", str(args.start_timeout)])
     try:
         prom = info["prometheus_url"]
         wait_warm(prom, nodes, pods, args.rate_window, args.warm_timeout)
@@ -217,7 +191,7 @@ def bench_size(nodes, args, base_env):
         pods_seen = prom_scalar(prom, "count(kube_pod_info)")
         scrape_s = prom_scalar(prom, 'max(scrape_duration_seconds{job="kube-state-metrics"})')
     finally:
-        stop(proc)
+        stop_cluster(proc, timeout=30)
         if not args.keep:
             shutil.rmtree(run_dir, ignore_errors=True)
     metrics_t = [a["tasks"].get(METRICS_TASK, float("nan")) for a in auto]

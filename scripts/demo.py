@@ -4,14 +4,28 @@
 Starts the local cluster (emulated Kubernetes API, fake kubelet/scheduler, workload scenario, mock EC2,
 kube-state-metrics-shaped /metrics scraped by a real Prometheus) in the background, then acts as the local
 timer: it runs ``ansible-playbook playbooks/autoscale.yml`` every ``--interval`` seconds (the inventory's
-``autoscale_check_interval``), prints one line per cycle, and ends with a summary table and a PNG chart of
-nodes, desired nodes and pending pods over time with the decisions marked.
+``autoscale_check_interval``), prints one line per cycle (plus one indented line naming the instances a
+scale_up launched, or the node a scale_down drained with its instance_id and evicted pods, or why a run failed),
+and ends with a summary table and a PNG chart with the decisions marked. The line, the table and the chart show
+the same four figures under the same names (see LEGEND):
+
+* ``nodes``: worker nodes the decision counted (Prometheus ``kube_node_info``, control plane excluded,
+  NotReady/booting nodes included; from the role's summary line / ``k3s_autoscaler_current_nodes``);
+* ``desired``: the decision's target for that count (``k3s_autoscaler_desired_nodes``);
+* ``ready``: Ready worker nodes after the run (``GET /api/v1/nodes``);
+* ``pending``: pending pods the decision counted (DaemonSet pods excluded).
+
+Launched / drained nodes come from the state file's events of the run (``instance_ids``, ``node_names``);
+evicted pods are the non-DaemonSet pods bound to the drained node before the run and gone after it
+(``GET /api/v1/pods`` before and after). A failed run's full output goes to ``<run dir>/cycle-NN.log``.
 
 Everything started here is stopped on exit, on error and on Ctrl-C.
 """
 import argparse
+import glob
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -20,34 +34,14 @@ import time
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
+from cluster_process import start_cluster, stop_cluster
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 AUTOSCALER_VARS = os.path.join(ROOT, "inventories", "local", "group_vars", "k3s_clusters", "autoscaler.yml")
 
 
 def log(msg):
     print(msg, flush=True)
-
-
-def start_cluster(args, run_dir):
-    """Start ``python -m local_cluster up`` and wait for its cluster.json (written once it is ready)."""
-    cluster_json = os.path.join(run_dir, "cluster.json")
-    if os.path.exists(cluster_json):
-        os.unlink(cluster_json)
-    cmd = [sys.executable, "-m", "local_cluster", "up", "--state-dir", run_dir, "--scenario", args.scenario]
-    if args.trace:
-        cmd += ["--trace", args.trace]
-    log_path = os.path.join(run_dir, "local_cluster.log")
-    logf = open(log_path, "w")
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=logf, stderr=subprocess.STDOUT, start_new_session=True)
-    deadline = time.time() + args.start_timeout
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit("local cluster exited with %s during start-up; see %s" % (proc.returncode, log_path))
-        if os.path.exists(cluster_json):
-            with open(cluster_json) as f:
-                return proc, json.load(f)
-        time.sleep(0.5)
-    raise SystemExit("local cluster not ready after %ss; see %s" % (args.start_timeout, log_path))
 
 
 def wait_for_usage_data(prometheus_url, timeout=90):
@@ -69,17 +63,6 @@ def wait_for_usage_data(prometheus_url, timeout=90):
     return False
 
 
-def stop(proc, timeout=20):
-    if proc is None or proc.poll() is not None:
-        return
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-
-
 def scenario_duration(name):
     """The scenario's own length in seconds (its `duration:`), or None."""
     sys.path.insert(0, ROOT)
@@ -90,24 +73,51 @@ def scenario_duration(name):
         return None
 
 
-def cluster_observation(kubeconfig):
-    """Nodes (Ready, excluding the control plane) and pending pods, read from the Kubernetes API."""
+def kube_api(kubeconfig):
+    """A CoreV1Api on the local cluster's kubeconfig (cluster.json ``kubeconfig``)."""
     from kubernetes import client, config
-    api = client.CoreV1Api(config.new_client_from_config(config_file=kubeconfig))
+    return client.CoreV1Api(config.new_client_from_config(config_file=kubeconfig))
+
+
+def _is_daemonset_or_mirror(pod):
+    meta = pod.metadata
+    return (any(o.kind == "DaemonSet" for o in (meta.owner_references or []))
+            or "kubernetes.io/config.mirror" in (meta.annotations or {}))
+
+
+def ready_worker_nodes(api):
+    """Ready worker nodes (control plane excluded), from ``GET /api/v1/nodes``: the "ready nodes" figure."""
     ready = 0
     for node in api.list_node().items:
-        labels = node.metadata.labels or {}
-        if "node-role.kubernetes.io/control-plane" in labels:
+        if "node-role.kubernetes.io/control-plane" in (node.metadata.labels or {}):
             continue
         if any(c.type == "Ready" and c.status == "True" for c in (node.status.conditions or [])):
             ready += 1
-    pending = [p for p in api.list_pod_for_all_namespaces(field_selector="status.phase=Pending").items
-               if not any(o.kind == "DaemonSet" for o in (p.metadata.owner_references or []))]
-    return ready, len(pending)
+    return ready
 
 
-def read_textfile(path):
-    """The run metrics the playbook exported (k3s.autoscaler.k3s_run_metrics)."""
+def pods_by_node(api):
+    """``{node name: set of "namespace/name"}`` of the pods bound to each node (``GET /api/v1/pods``).
+
+    DaemonSet and mirror pods are left out (a drain does not evict them) and so are finished pods
+    (phase Succeeded/Failed). Read before and after each run to name the pods a scale_down evicted.
+    """
+    out = {}
+    for pod in api.list_pod_for_all_namespaces().items:
+        node = pod.spec.node_name
+        if not node or _is_daemonset_or_mirror(pod) or (pod.status.phase in ("Succeeded", "Failed")):
+            continue
+        out.setdefault(node, set()).add("%s/%s" % (pod.metadata.namespace, pod.metadata.name))
+    return out
+
+
+def read_textfile(path, since=None):
+    """The run metrics the playbook exported (k3s.autoscaler.k3s_run_metrics), or {}.
+
+    ``since`` (unix seconds): ignore the file unless its ``k3s_autoscaler_last_run_timestamp_seconds`` is at
+    least that, so a run that failed before the export (or ran in check mode, which exports nothing) never
+    shows the previous run's figures.
+    """
     out = {}
     if not os.path.exists(path):
         return out
@@ -116,19 +126,197 @@ def read_textfile(path):
             for s in fam.samples:
                 if s.name == "k3s_autoscaler_decision" and s.value == 1:
                     out["decision"] = s.labels["decision"]
-                elif s.name in ("k3s_autoscaler_desired_nodes", "k3s_autoscaler_run_duration_seconds",
+                elif s.name in ("k3s_autoscaler_desired_nodes", "k3s_autoscaler_current_nodes",
+                                "k3s_autoscaler_pending_pods", "k3s_autoscaler_run_duration_seconds",
                                 "k3s_autoscaler_last_run_timestamp_seconds"):
                     out[s.name[len("k3s_autoscaler_"):]] = s.value
+    if since is not None and out.get("last_run_timestamp_seconds", float("-inf")) < since:
+        return {}
     return out
 
 
+_SUMMARY = re.compile(r'^pending=(?P<pending>\S+) nodes=(?P<nodes>\S+) cpu=(?P<cpu>\S+) memory=(?P<memory>\S+) '
+                      r'decision=(?P<decision>[a-z_]+)(?P<count>[+-]\d+)?(?P<check> \(check mode: nothing changed\))?'
+                      r' reason="(?P<reason>.*)"$')
+
+
 def summary_line(output):
-    """The role's one-line summary (debug msg), printed by the callback as a JSON string."""
+    """The role's one-line summary (its ``Summary`` debug msg, printed by the callback as a JSON string)."""
     for line in output.splitlines():
         line = line.strip()
-        if line.startswith('"msg": "pending='):
+        if line.startswith('"msg": "pending=') or line.startswith('"msg": "skipped:'):
             return json.loads(line[len('"msg": '):].rstrip(","))
     return None
+
+
+def _number(text):
+    """'12' -> 12, '69.2%' -> 69.2, '?' -> None."""
+    text = text.rstrip("%")
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return int(value) if value.is_integer() and "." not in text else value
+
+
+def parse_summary(line):
+    """The role's summary line as a dict: pending, nodes (ints or None for '?'), cpu, memory (percent 0-100
+    or None), decision, count (int), check_mode, reason. ``skipped: ...`` (run lock held) gives
+    ``{"decision": "skipped", "reason": ...}``; anything else None."""
+    if not line:
+        return None
+    if line.startswith("skipped:"):
+        return {"decision": "skipped", "reason": line}
+    m = _SUMMARY.match(line)
+    if not m:
+        return None
+    return {"pending": _number(m.group("pending")), "nodes": _number(m.group("nodes")),
+            "cpu": _number(m.group("cpu")), "memory": _number(m.group("memory")),
+            "decision": m.group("decision"), "count": abs(int(m.group("count") or 0)),
+            "check_mode": bool(m.group("check")), "reason": m.group("reason")}
+
+
+def state_events(state_file, since):
+    """Events the state file (k3s.autoscaler state, schema version 1) recorded at or after ``since`` (unix s).
+
+    Each is ``{"time", "direction": scale_up|scale_down|launch_failed|drain_failed, "count", "instance_ids",
+    "node_names", "reason", ...}``. A missing or unreadable file gives [] (the run's own output says why).
+    """
+    try:
+        with open(state_file) as f:
+            events = json.load(f).get("events") or []
+    except (OSError, ValueError, AttributeError):
+        return []
+    return [ev for ev in events if isinstance(ev, dict) and isinstance(ev.get("time"), (int, float))
+            and ev["time"] >= since]
+
+
+def run_details(events, pods_before, pods_after):
+    """What a run did, from its state-file events and the pods per node read before and after it.
+
+    Returns ``{"launched": [instance_id], "removed": [{"node", "instance_id", "evicted": ["ns/name"]}],
+    "drain_failed": [{"node", "reason"}], "launch_failed": [{"node_group", "error_code", "reason"}]}``.
+    ``evicted``: the non-DaemonSet pods bound to the node before the run that are gone from it after the run.
+    """
+    out = {"launched": [], "removed": [], "drain_failed": [], "launch_failed": []}
+    for ev in events:
+        direction = ev.get("direction")
+        if direction == "scale_up":
+            out["launched"] += list(ev.get("instance_ids") or [])
+        elif direction == "scale_down":
+            names = list(ev.get("node_names") or [])
+            ids = list(ev.get("instance_ids") or [])
+            for i, node in enumerate(names):
+                gone = sorted((pods_before.get(node) or set()) - (pods_after.get(node) or set()))
+                out["removed"].append({"node": node, "instance_id": ids[i] if i < len(ids) else None,
+                                       "evicted": gone})
+        elif direction == "drain_failed":
+            for node in ev.get("node_names") or []:
+                out["drain_failed"].append({"node": node, "reason": ev.get("reason") or ""})
+        elif direction == "launch_failed":
+            out["launch_failed"].append({"node_group": ev.get("node_group"), "error_code": ev.get("error_code"),
+                                         "reason": ev.get("reason") or ""})
+    return out
+
+
+def _shorten(text, limit=160):
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def detail_line(row):
+    """At most one indented line saying what the run did (nodes launched / drained, pods evicted) or why it
+    failed; None when there is nothing to add."""
+    parts = []
+    if row.get("launched"):
+        parts.append("launched %s" % ", ".join(row["launched"]))
+    for r in row.get("removed") or []:
+        evicted = r["evicted"]
+        parts.append("cordoned and drained %s (%s, terminated), evicted %d pod%s%s" % (
+            r["node"], r["instance_id"] or "instance_id ?", len(evicted), "" if len(evicted) == 1 else "s",
+            (": " + ", ".join(evicted)) if evicted else ""))
+    for r in row.get("drain_failed") or []:
+        parts.append("drain of %s failed, node uncordoned: %s" % (r["node"], _shorten(r["reason"], 120)))
+    for r in row.get("launch_failed") or []:
+        parts.append("launch in node group %s failed (%s)" % (r["node_group"], r["error_code"] or "no error code"))
+    if row.get("rc"):
+        parts.append("run failed (rc=%s): %s; full output %s" % (row["rc"], _shorten(row.get("error") or "?"),
+                                                                 row.get("log") or "-"))
+    return ("    " + "; ".join(parts)) if parts else None
+
+
+def _fmt(value, spec="%d"):
+    return "?" if value is None else spec % value
+
+
+def cycle_line(row):
+    """The per-cycle line; its figures are the table's columns and the chart's series (same names)."""
+    decision = row["decision"]
+    if decision in ("scale_up", "scale_down") and row.get("count"):
+        decision += ("+%d" if decision == "scale_up" else "-%d") % row["count"]
+    return ("[cycle %2d t=%5.0fs %4.1fs] %-13s nodes=%s desired=%s ready=%s pending=%s cpu=%s memory=%s%s "
+            'reason="%s"' % (row["cycle"], row["t"], row["seconds"], decision, _fmt(row["nodes"]),
+                             _fmt(row["desired"]), _fmt(row["ready"]), _fmt(row["pending"]),
+                             _fmt(row.get("cpu"), "%.1f%%"), _fmt(row.get("memory"), "%.1f%%"),
+                             " (check mode: nothing changed)" if row.get("check_mode") else "",
+                             row.get("reason") or "-"))
+
+
+LEGEND = ("nodes = worker nodes the decision counted (Prometheus kube_node_info, NotReady/booting included); "
+          "desired = the decision's target for that count; ready = Ready worker nodes after the run (Kubernetes "
+          "API); pending = pending pods the decision counted (DaemonSet pods excluded)")
+
+TABLE_FMT = "%-6s %-6s %-7s %-11s %-6s %-8s %-6s %-8s %s"
+
+
+def table_lines(rows):
+    out = [TABLE_FMT % ("cycle", "t(s)", "run(s)", "decision", "nodes", "desired", "ready", "pending",
+                        "launched / drained")]
+    for r in rows:
+        what = list(r.get("launched") or []) + ["%s (%s)" % (x["node"], x["instance_id"])
+                                                for x in r.get("removed") or []]
+        out.append(TABLE_FMT % (r["cycle"], "%.0f" % r["t"], "%.1f" % r["seconds"], r["decision"],
+                                _fmt(r["nodes"]), _fmt(r["desired"]), _fmt(r["ready"]), _fmt(r["pending"]),
+                                ", ".join(what) or "-"))
+    return out
+
+
+def failure_message(res):
+    """The failed task's ``msg`` (last one in the JSON callback output), else the last stderr line."""
+    msg = None
+    for line in res.stdout.splitlines():
+        line = line.strip()
+        if line.startswith('"msg": '):
+            try:
+                msg = json.loads(line[len('"msg": '):].rstrip(","))
+            except ValueError:
+                msg = line[len('"msg": '):]
+    if msg is None:
+        tail = [x for x in res.stderr.strip().splitlines() if x.strip()]
+        msg = tail[-1] if tail else None
+    return msg
+
+
+def build_row(cycle, t, took, res, summary, textfile, ready, details, log_path=None):
+    """One cycle's figures: decision inputs/outputs from the role's summary line and this run's textfile,
+    ``ready`` from the API after the run, ``details`` from :func:`run_details`. Unknown figures are None."""
+    s = summary or {}
+    decision = s.get("decision") or textfile.get("decision") or "error"
+    if res.returncode != 0:
+        decision = "error"
+    nodes = s.get("nodes", textfile.get("current_nodes"))
+    pending = s.get("pending", textfile.get("pending_pods"))
+    desired = textfile.get("desired_nodes")
+    row = dict(cycle=cycle, t=round(t, 1), seconds=round(took, 1), rc=res.returncode, decision=decision,
+               count=s.get("count", 0), nodes=None if nodes is None else int(nodes),
+               desired=None if desired is None else int(desired), ready=ready,
+               pending=None if pending is None else int(pending), cpu=s.get("cpu"), memory=s.get("memory"),
+               check_mode=s.get("check_mode", False), reason=s.get("reason"))
+    row.update(details)
+    if res.returncode != 0:
+        row["error"] = failure_message(res)
+        row["log"] = log_path
+    return row
 
 
 def scenario_vars(info):
@@ -160,38 +348,55 @@ def run_cycle(env, check, extra_vars=None):
     return res, time.time() - t0
 
 
+SERIES = {
+    "nodes": "nodes: worker nodes the decision counted (kube_node_info, NotReady/booting included)",
+    "desired": "desired: the decision's target for nodes",
+    "ready": "ready: Ready worker nodes after the run (Kubernetes API)",
+    "pending": "pending: pending pods the decision counted",
+}
+
+
 def chart(rows, path, title):
+    """PNG of the rows: the table's nodes / desired / ready / pending columns over time, decisions marked."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from matplotlib.ticker import MaxNLocator
+
+    def series(key):
+        return [float("nan") if r[key] is None else r[key] for r in rows]
+
     t = [r["t"] for r in rows]
-    fig, ax = plt.subplots(figsize=(10, 5))
-    ax.step(t, [r["nodes"] for r in rows], where="post", label="nodes (Ready agents)", linewidth=2)
-    ax.plot(t, [r["desired"] if r["desired"] is not None else float("nan") for r in rows], linestyle="none",
-            marker="o", markersize=4, color="tab:orange", label="desired nodes (each run's decision)")
+    fig, ax = plt.subplots(figsize=(11, 5.5))
+    ax.step(t, series("ready"), where="post", label=SERIES["ready"], linewidth=2.5, color="tab:blue")
+    ax.step(t, series("nodes"), where="post", label=SERIES["nodes"], linewidth=1.5, linestyle="--",
+            color="tab:gray")
+    ax.plot(t, series("desired"), linestyle="none", marker="o", markersize=5, color="tab:orange",
+            label=SERIES["desired"])
     ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_ylim(bottom=0)
     ax2 = ax.twinx()
-    ax2.step(t, [r["pending"] for r in rows], where="post", color="tab:red", alpha=0.6, label="pending pods")
+    ax2.step(t, series("pending"), where="post", color="tab:red", alpha=0.6, label=SERIES["pending"])
     ax2.set_ylabel("pending pods")
     ax2.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax2.set_ylim(bottom=0)
     for r in rows:
-        if r["decision"] == "scale_up":
-            ax.annotate("up", (r["t"], r["nodes"]), xytext=(0, 12), textcoords="offset points", ha="center",
-                        color="green", arrowprops=dict(arrowstyle="->", color="green"))
-        elif r["decision"] == "scale_down":
-            ax.annotate("down", (r["t"], r["nodes"]), xytext=(0, -18), textcoords="offset points", ha="center",
-                        color="purple", arrowprops=dict(arrowstyle="->", color="purple"))
-    ax.set_xlabel("seconds since start")
+        if r["nodes"] is None or r["decision"] not in ("scale_up", "scale_down"):
+            continue
+        up = r["decision"] == "scale_up"
+        label = ("up +%d" if up else "down -%d") % r.get("count", 0)
+        color = "green" if up else "purple"
+        ax.annotate(label, (r["t"], r["nodes"]), xytext=(0, 14 if up else -20), textcoords="offset points",
+                    ha="center", color=color, arrowprops=dict(arrowstyle="->", color=color))
+    ax.set_xlabel("seconds since start (each point: one autoscale run)")
     ax.set_ylabel("nodes")
     ax.set_title(title)
     h1, l1 = ax.get_legend_handles_labels()
     h2, l2 = ax2.get_legend_handles_labels()
     # below the axes, so it never hides the data
-    fig.legend(h1 + h2, l1 + l2, loc="lower center", ncol=3, frameon=False)
+    fig.legend(h1 + h2, l1 + l2, loc="lower center", ncol=2, frameon=False, fontsize="small")
     ax.grid(alpha=0.3)
-    fig.tight_layout(rect=(0, 0.07, 1, 1))
+    fig.tight_layout(rect=(0, 0.12, 1, 1))
     fig.savefig(path, dpi=100)
     plt.close(fig)
 
@@ -214,8 +419,8 @@ def main(argv=None):
 
     os.makedirs(args.run_dir, mode=0o700, exist_ok=True)
     os.makedirs(args.out, exist_ok=True)
-    for stale in ("state.json", "ec2.sqlite", "textfile/k3s_autoscaler.prom"):
-        path = os.path.join(args.run_dir, stale)
+    stale = [os.path.join(args.run_dir, p) for p in ("state.json", "ec2.sqlite", "textfile/k3s_autoscaler.prom")]
+    for path in stale + glob.glob(os.path.join(args.run_dir, "cycle-*.log")):
         if os.path.exists(path):
             os.unlink(path)
     env = dict(os.environ, LOCAL_CLUSTER_DIR=args.run_dir, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"),
@@ -231,7 +436,8 @@ def main(argv=None):
     signal.signal(signal.SIGTERM, on_signal)
     try:
         log("==> starting the local cluster (scenario %s)" % args.scenario)
-        proc, info = start_cluster(args, args.run_dir)
+        proc, info = start_cluster(args.run_dir, args.scenario, args.start_timeout,
+                                   ["--trace", args.trace] if args.trace else [])
         duration = args.duration or scenario_duration(args.scenario) or 360.0
         if info.get("prometheus_url"):
             log("==> waiting for Prometheus to have node CPU rates (two scrapes)")
@@ -240,47 +446,54 @@ def main(argv=None):
             info.get("api_url"), info.get("prometheus_url"), info.get("ec2_store")))
         extra = scenario_vars(info)
         if extra:
-            log("==> scenario settings over the inventory: %s" % ", ".join("%s=%s" % kv for kv in sorted(extra.items())))
+            log("==> scenario settings over the inventory: %s"
+                % ", ".join("%s=%s" % kv for kv in sorted(extra.items())))
         log("==> running playbooks/autoscale.yml every %ss for %ss (Ctrl-C stops cleanly)" % (args.interval, duration))
+        api = kube_api(info["kubeconfig"])
+        state_file = os.path.join(args.run_dir, "state.json")
+        textfile = os.path.join(args.run_dir, "textfile", "k3s_autoscaler.prom")
+        log("==> per cycle: " + LEGEND)
         start = time.time()
         cycle = 0
         while time.time() - start < duration:
             cycle += 1
             t_cycle = time.time()
+            pods_before = pods_by_node(api)
             res, took = run_cycle(env, args.check, extra)
-            metrics = read_textfile(os.path.join(args.run_dir, "textfile", "k3s_autoscaler.prom"))
-            nodes, pending = cluster_observation(info["kubeconfig"])
-            line = summary_line(res.stdout) or ("playbook failed (rc=%s)" % res.returncode)
-            decision = metrics.get("decision", "error") if res.returncode == 0 else "error"
-            rows.append(dict(t=round(t_cycle - start, 1), cycle=cycle, nodes=nodes, pending=pending,
-                             desired=metrics.get("desired_nodes"), decision=decision, rc=res.returncode,
-                             seconds=round(took, 1)))
-            log("[cycle %2d t=%5.0fs %4.1fs] %s" % (cycle, t_cycle - start, took, line))
+            log_path = None
             if res.returncode != 0:
-                tail = (res.stdout + res.stderr).strip().splitlines()[-8:]
-                log("    " + "\n    ".join(tail))
+                log_path = os.path.join(args.run_dir, "cycle-%02d.log" % cycle)
+                with open(log_path, "w") as f:
+                    f.write(res.stdout + res.stderr)
+            details = run_details(state_events(state_file, t_cycle), pods_before, pods_by_node(api))
+            row = build_row(cycle, t_cycle - start, took, res, parse_summary(summary_line(res.stdout)),
+                            read_textfile(textfile, since=t_cycle), ready_worker_nodes(api), details,
+                            os.path.relpath(log_path, ROOT) if log_path else None)
+            rows.append(row)
+            log(cycle_line(row))
+            detail = detail_line(row)
+            if detail:
+                log(detail)
             time.sleep(max(0.0, args.interval - (time.time() - t_cycle)))
     except KeyboardInterrupt:
         interrupted = True
         log("==> interrupted; stopping")
     finally:
-        stop(proc)
+        stop_cluster(proc)
     if not rows:
         return 1
     ups = sum(1 for r in rows if r["decision"] == "scale_up")
     downs = sum(1 for r in rows if r["decision"] == "scale_down")
     errors = sum(1 for r in rows if r["rc"] != 0)
-    log("\n%-8s %-8s %-7s %-8s %-8s %-11s %s" % ("cycle", "t(s)", "nodes", "desired", "pending", "decision", "run(s)"))
-    for r in rows:
-        log("%-8d %-8.0f %-7d %-8s %-8d %-11s %.1f" % (r["cycle"], r["t"], r["nodes"],
-                                                    "-" if r["desired"] is None else int(r["desired"]),
-                                                    r["pending"], r["decision"], r["seconds"]))
+    log("\n" + LEGEND)
+    log("\n".join(table_lines(rows)))
     png = os.path.join(args.out, "autoscale-%s.png" % args.scenario)
     chart(rows, png, "k3s-autoscaler on the local cluster: scenario %s" % args.scenario)
     with open(os.path.join(args.out, "autoscale-%s.json" % args.scenario), "w") as f:
         json.dump(rows, f, indent=1)
-    log("\n==> %d cycles: %d scale_up, %d scale_down, %d failed runs; peak %d nodes; chart %s" % (
-        len(rows), ups, downs, errors, max(r["nodes"] for r in rows), png))
+    ready = [r["ready"] for r in rows if r["ready"] is not None]
+    log("\n==> %d cycles: %d scale_up, %d scale_down, %d failed runs; peak %s Ready worker nodes; chart %s" % (
+        len(rows), ups, downs, errors, max(ready) if ready else "?", png))
     return 130 if interrupted else 0
 
 
