@@ -13,6 +13,18 @@ ROLE = os.path.join(REPO, "collections", "ansible_collections", "k3s", "autoscal
 SHARED_KNOBS = {"autoscale_check_interval"}  # inventory knob read by the timer / manifests roles
 
 
+def _run(tmp_path, **extra):
+    """The autoscale playbook (local inventory) with paths in tmp_path, a mock EC2 store there and a Prometheus URL
+    where nothing listens. Returns (exit code, stdout + stderr, store path)."""
+    store = str(tmp_path / "ec2.sqlite")
+    mock_ec2(store).close()
+    ev = dict(extra, autoscale_state_file=str(tmp_path / "state" / "state.json"),
+              autoscale_textfile_path=str(tmp_path / "textfile" / "k3s_autoscaler.prom"),
+              autoscale_ec2_mock={"store": store}, autoscale_prometheus_url="http://127.0.0.1:9")
+    proc = run_playbook(ev, env={"LOCAL_CLUSTER_DIR": str(tmp_path)})
+    return proc.returncode, proc.stdout + proc.stderr, store
+
+
 def _names_set_by(task_list, found):
     for task in task_list or []:
         for key in ("block", "rescue", "always"):
@@ -46,16 +58,9 @@ def test_internal_names_list_matches_the_tasks():
 
 
 def test_a_misspelt_variable_fails_the_run_before_anything_is_read_or_changed(tmp_path):
-    store = str(tmp_path / "ec2.sqlite")
-    mock_ec2(store).close()
-    ev = {"autoscale_max_node": 3, "autoscale_scaledown_cooldown": 0,  # typos of max_nodes, scale_down_cooldown
-          "autoscale_state_file": str(tmp_path / "state" / "state.json"),
-          "autoscale_textfile_path": str(tmp_path / "textfile" / "k3s_autoscaler.prom"),
-          "autoscale_ec2_mock": {"store": store},
-          "autoscale_prometheus_url": "http://127.0.0.1:9"}
-    proc = run_playbook(ev, env={"LOCAL_CLUSTER_DIR": str(tmp_path)})
-    out = proc.stdout + proc.stderr
-    assert proc.returncode == 2, out[-3000:]
+    # typos of max_nodes and scale_down_cooldown
+    rc, out, store = _run(tmp_path, autoscale_max_node=3, autoscale_scaledown_cooldown=0)
+    assert rc == 2, out[-3000:]
     assert "autoscale_max_node, autoscale_scaledown_cooldown: not an option of role k3s.autoscaler.autoscale" \
         in out, out[-3000:]
     assert "Refuse autoscale_* variables" in out
@@ -67,14 +72,8 @@ def test_a_misspelt_variable_fails_the_run_before_anything_is_read_or_changed(tm
 
 def test_known_variables_pass_the_check(tmp_path):
     # a correctly spelt run gets past the check (it then fails on the unreachable Prometheus, holding)
-    store = str(tmp_path / "ec2.sqlite")
-    ev = {"autoscale_max_nodes": 3, "autoscale_scale_down_cooldown": 0, "autoscale_check_interval": 30,
-          "autoscale_state_file": str(tmp_path / "state" / "state.json"),
-          "autoscale_textfile_path": str(tmp_path / "textfile" / "k3s_autoscaler.prom"),
-          "autoscale_ec2_mock": {"store": store},
-          "autoscale_prometheus_url": "http://127.0.0.1:9"}
-    proc = run_playbook(ev, env={"LOCAL_CLUSTER_DIR": str(tmp_path)})
-    out = proc.stdout + proc.stderr
+    rc, out, _store = _run(tmp_path, autoscale_max_nodes=3, autoscale_scale_down_cooldown=0,
+                           autoscale_check_interval=30)
     assert "not an option of role" not in out, out[-3000:]
     assert "Take the run lock" in out, out[-3000:]
 
@@ -94,8 +93,6 @@ def test_local_inventory_without_cluster_json_names_the_missing_file(tmp_path):
 def test_preflight_refuses_settings_that_contradict_each_other_before_the_run(tmp_path):
     """min_nodes > max_nodes, a percent written as a ratio-out-of-range, a ratio written as a percent: each fails
     at the preflight task, naming the variable, before the lock, the metrics or EC2 (one run, all checked)."""
-    store = str(tmp_path / "ec2.sqlite")
-    mock_ec2(store).close()
     cases = [({"autoscale_min_nodes": 5, "autoscale_max_nodes": 3},
               "autoscale_min_nodes (5) must be >= 0 and <= autoscale_max_nodes (3)"),
              ({"autoscale_cpu_threshold": 150}, "autoscale_cpu_threshold (150"),
@@ -103,11 +100,7 @@ def test_preflight_refuses_settings_that_contradict_each_other_before_the_run(tm
               "autoscale_scale_down_utilization_threshold (50"),
              ({"autoscale_max_scale_up_step": 0}, "autoscale_max_scale_up_step (0) must be >= 1")]
     for bad, message in cases:
-        ev = dict(bad, autoscale_state_file=str(tmp_path / "state" / "state.json"),
-                  autoscale_textfile_path=str(tmp_path / "textfile" / "k3s_autoscaler.prom"),
-                  autoscale_ec2_mock={"store": store}, autoscale_prometheus_url="http://127.0.0.1:9")
-        proc = run_playbook(ev, env={"LOCAL_CLUSTER_DIR": str(tmp_path)})
-        out = proc.stdout + proc.stderr
-        assert proc.returncode == 2 and message in out, (bad, out[-3000:])
+        rc, out, store = _run(tmp_path, **bad)
+        assert rc == 2 and message in out, (bad, out[-3000:])
         assert "Preflight" in out and "Take the run lock" not in out, (bad, out[-3000:])
     assert not os.path.exists(tmp_path / "state") and mock_ec2(store).list_instances() == []
