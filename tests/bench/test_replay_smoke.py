@@ -71,17 +71,30 @@ def test_percentile_interpolates_and_handles_empty():
     assert R.percentile([3, 1, 2], 0) == 1
 
 
-def test_oracle_is_the_fractional_bound_after_daemonset_overhead():
+def test_fractional_bound_after_daemonset_overhead():
     cpu, mem = R.node_allocatable("m5.large")
     assert cpu == 2.0 and mem == 8192 * 1024 * 1024 - 100 * 1024 * 1024
     # 18 pods x 500m on m5.large with a 10m DaemonSet: 9 / 1.99 = 4.52 -> 5 (the integral need is 6)
-    assert R.oracle_nodes(9.0, 18 * 512 * 2 ** 20, cpu, mem, ds_cpu=0.01, ds_mem=16 * 2 ** 20) == 5
-    assert R.oracle_nodes(0.0, 0, cpu, mem, min_nodes=1) == 1
-    assert R.oracle_nodes(4.0, 0, 2.0, 10 ** 9) == 2  # exactly full: no extra node for float noise
+    assert R.fractional_nodes(9.0, 18 * 512 * 2 ** 20, cpu, mem, ds_cpu=0.01, ds_mem=16 * 2 ** 20) == 5
+    assert R.fractional_nodes(0.0, 0, cpu, mem, min_nodes=1) == 1
+    assert R.fractional_nodes(4.0, 0, 2.0, 10 ** 9) == 2  # exactly full: no extra node for float noise
     # memory-bound demand
-    assert R.oracle_nodes(0.1, 20 * 2 ** 30, cpu, mem) == 3
+    assert R.fractional_nodes(0.1, 20 * 2 ** 30, cpu, mem) == 3
     with pytest.raises(ValueError, match="DaemonSet"):
-        R.oracle_nodes(1.0, 1, 2.0, 10, ds_cpu=2.0)
+        R.fractional_nodes(1.0, 1, 2.0, 10, ds_cpu=2.0)
+
+
+def test_oracle_counts_indivisible_pods():
+    cpu, mem = R.node_allocatable("m5.large")
+    pods = [(0.5, 512 * 2 ** 20)] * 18
+    # the same 18 pods: 3 per node next to the DaemonSet -> 6, what FFD reaches too
+    assert R.oracle_nodes(pods, cpu, mem, ds_cpu=0.01, ds_mem=16 * 2 ** 20) == 6
+    assert R.oracle_nodes([], cpu, mem, min_nodes=1) == 1
+    assert R.oracle_nodes([(0.1, 1)] * 40, 2.0, 10 ** 9) == 2  # exactly full: no extra node for float noise
+    assert R.oracle_nodes([(0.1, 2 ** 30)] * 20, cpu, mem) == 3  # memory-bound (7 GiB per node)
+    assert R.oracle_nodes([(4.0, 1)], cpu, mem, min_nodes=1) == 1  # a pod no node holds is left out
+    with pytest.raises(ValueError, match="DaemonSet"):
+        R.oracle_nodes([(1.0, 1)], 2.0, 10, ds_cpu=2.0)
 
 
 # ------------------------------------------------------------------ the adapter and the drain hook
