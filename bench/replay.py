@@ -190,7 +190,7 @@ def policy_config(policy: str, run: ScenarioRun, s: Settings, overrides: dict | 
            "scale_up_cooldown": s.scale_up_cooldown, "scale_down_cooldown": s.scale_down_cooldown,
            "max_scale_up_step": 1 if policy == "threshold" else s.max_scale_up_step}
     # request-aware policies: one implicit node group of the scenario's instance type (binpack.py keys;
-    # their other settings stay at the policy defaults: new_pod_scale_up_delay 30 s, unneeded time 600 s...)
+    # their other settings stay at the policy defaults: new_pod_scale_up_delay 10 s, unneeded time 600 s...)
     extra = {"node_group": run.scenario.autoscaler.get("node_group", "default"), "instance_type": run.instance_type}
     for k, v in extra.items():  # only keys the (current) policy module knows
         if k in pol.CONFIG_KEYS and policy != "threshold":

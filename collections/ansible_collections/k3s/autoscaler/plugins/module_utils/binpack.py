@@ -78,7 +78,7 @@ BINPACK_DEFAULTS = {
     "instance_type": None,
     "node_reservation": None,
     "daemonset_overhead": None,
-    "new_pod_scale_up_delay": 30.0,
+    "new_pod_scale_up_delay": 10.0,
     "scale_down_utilization_threshold": 0.5,
     "scale_down_unneeded_time": 600.0,
     "scale_down_delay_after_add": 600.0,

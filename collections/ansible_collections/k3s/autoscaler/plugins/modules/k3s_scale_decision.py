@@ -130,9 +130,12 @@ options:
         else the maximum over nodes in O(pods_detail), else 0 (RV(explain) says which).
     type: dict
   new_pod_scale_up_delay:
-    description: Seconds a pod must have been pending before it can trigger a C(binpacking) scale-up.
+    description:
+      - Seconds a pod must have been pending before it can trigger a C(binpacking) scale-up (filters pods that
+        are Pending only briefly, e.g. while a volume binds). Cluster Autoscaler's C(--new-pod-scale-up-delay)
+        defaults to 0; 10 s keeps such blips out and adds at most 10 s to a pod that waits for a new node.
     type: float
-    default: 30
+    default: 10
   scale_down_utilization_threshold:
     description:
       - RATIO 0-1 (0.5 means 50%). A node whose requests utilisation (max of CPU and memory requests / allocatable)
@@ -437,7 +440,7 @@ def main():
             instance_type=dict(type="str"),
             node_reservation=dict(type="dict"),
             daemonset_overhead=dict(type="dict"),
-            new_pod_scale_up_delay=dict(type="float", default=30),
+            new_pod_scale_up_delay=dict(type="float", default=10),
             scale_down_utilization_threshold=dict(type="float", default=0.5),
             scale_down_unneeded_time=dict(type="float", default=600),
             scale_down_delay_after_add=dict(type="float", default=600),
