@@ -336,6 +336,11 @@ def ffd_nodes(pods, alloc_cpu: float, alloc_mem: float, ds_cpu: float = 0.0, ds_
     """Nodes a first-fit-decreasing packing of ``pods`` ((cpu cores, memory bytes) pairs) onto EMPTY nodes
     needs (per-node room = allocatable - DaemonSet requests). An integral, achievable reference (FFD <=
     11/9 OPT + 6/9), NOT a lower bound; pods larger than a node are ignored (no node can hold them)."""
+    return max(int(min_nodes), len(ffd_bins(pods, alloc_cpu, alloc_mem, ds_cpu, ds_mem)))
+
+
+def ffd_bins(pods, alloc_cpu: float, alloc_mem: float, ds_cpu: float = 0.0, ds_mem: float = 0.0) -> list:
+    """The packing behind :func:`ffd_nodes`: one ``[free cores, free bytes]`` per node opened."""
     eff_cpu, eff_mem = alloc_cpu - ds_cpu, alloc_mem - ds_mem
     bins: list[list[float]] = []
     for cpu, mem in sorted(pods, key=lambda p: -max(p[0] / eff_cpu, p[1] / eff_mem)):
@@ -348,7 +353,31 @@ def ffd_nodes(pods, alloc_cpu: float, alloc_mem: float, ds_cpu: float = 0.0, ds_
                 break
         else:
             bins.append([eff_cpu - cpu, eff_mem - mem])
-    return max(int(min_nodes), len(bins))
+    return bins
+
+
+def arrivals_without_room(present, arrived, alloc_cpu: float, alloc_mem: float, ds_cpu: float = 0.0,
+                          ds_mem: float = 0.0, min_nodes: int = 0, spare_nodes: int = 0) -> int:
+    """How many of the ``arrived`` pods find NO room when they arrive in the zero-boot FFD packing of the
+    ``present`` pods (its nodes, at least ``min_nodes``, plus ``spare_nodes`` empty ones): pods that wait for
+    a node boot under any policy that holds only the nodes the present pods need (the oracle's budget).
+    The present pods may be re-packed for free (an optimistic cluster), so this is a LOWER bound of the
+    arrivals such a policy must make wait. Arrivals are tried largest first, first fit."""
+    eff_cpu, eff_mem = alloc_cpu - ds_cpu, alloc_mem - ds_mem
+    bins = ffd_bins(present, alloc_cpu, alloc_mem, ds_cpu, ds_mem)
+    bins += [[eff_cpu, eff_mem] for _ in range(max(0, int(min_nodes) - len(bins)) + int(spare_nodes))]
+    missing = 0
+    for cpu, mem in sorted(arrived, key=lambda p: -max(p[0] / eff_cpu, p[1] / eff_mem)):
+        if cpu > eff_cpu + 1e-9 or mem > eff_mem:
+            continue  # no node holds it: not a matter of boot time
+        for b in bins:
+            if cpu <= b[0] + 1e-9 and mem <= b[1]:
+                b[0] -= cpu
+                b[1] -= mem
+                break
+        else:
+            missing += 1
+    return missing
 
 
 class PendingTracker:
@@ -564,6 +593,9 @@ class RunResult:
     sim_seconds: float
     wall_seconds: float
     cpu_seconds: float = 0.0
+    arrivals: int = 0                 # pods created during the replay (evicted pods' replacements included)
+    arrivals_no_room: int = 0         # of them: no room in the zero-boot FFD packing of the other pods
+    arrivals_no_room_spare1: int = 0  # the same with one spare empty node
     decisions: dict = field(default_factory=dict)
     series: dict = field(default_factory=dict)
     events: list = field(default_factory=list)
@@ -628,6 +660,7 @@ class Replay:
         self.ffd_seconds = 0.0
         self._ffd_cache: tuple = (None, 0, 0)  # (pods key, FFD nodes, integral bound)
         self.fractional_seconds = 0.0
+        self.arrivals = self.arrivals_no_room = self.arrivals_no_room_spare1 = 0
         self.events: list[dict] = []
         self.decisions: dict[str, int] = {}
         self.launch_failures = 0
@@ -653,6 +686,21 @@ class Replay:
             args = (self.alloc[0], self.alloc[1], self.ds[0], self.ds[1], self.run.min_nodes)
             self._ffd_cache = (key, ffd_nodes(pods, *args), oracle_nodes(pods, *args))
         return self._ffd_cache[2], frac, self._ffd_cache[1], frac_n
+
+    def _count_arrivals(self, before: set) -> None:
+        """Arrivals of this tick (pod keys not there before; replacements of evicted pods included) that the
+        zero-boot FFD packing of the other pods has no room for (:func:`arrivals_without_room`), with 0 and
+        with 1 spare node."""
+        arrived, present = [], []
+        for key, p in self.sim.pods.items():
+            if p.pinned_node is None:
+                (present if key in before else arrived).append((p.cpu, p.memory))
+        if not arrived:
+            return
+        args = (self.alloc[0], self.alloc[1], self.ds[0], self.ds[1], self.run.min_nodes)
+        self.arrivals += len(arrived)
+        self.arrivals_no_room += arrivals_without_room(present, arrived, *args)
+        self.arrivals_no_room_spare1 += arrivals_without_room(present, arrived, *args, spare_nodes=1)
 
     # ---- acting (what the autoscale role does with a decision)
     def _group_instance_type(self, group) -> str:
@@ -794,8 +842,10 @@ class Replay:
             self._bill(now, now + step)
             self.clock.advance(step)
             now = self.clock()
+            before = set(sim.pods)
             sim.tick()
             self.tracker.update(sim, now)
+            self._count_arrivals(before)
         self.tracker.finish(now)
         st.validate_state(self.state, "<replay state>")
         wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
@@ -808,7 +858,8 @@ class Replay:
         return RunResult(
             scenario=self.run.name, policy=self.policy, node_hours=self.instance_seconds / 3600.0,
             oracle_node_hours=self.oracle_seconds / 3600.0, ffd_node_hours=self.ffd_seconds / 3600.0,
-            fractional_node_hours=self.fractional_seconds / 3600.0,
+            fractional_node_hours=self.fractional_seconds / 3600.0, arrivals=self.arrivals,
+            arrivals_no_room=self.arrivals_no_room, arrivals_no_room_spare1=self.arrivals_no_room_spare1,
             pending_count=len(waits),
             pending_censored=self.tracker.censored, p50=percentile(waits, 50), p95=percentile(waits, 95),
             pending_max=max(waits) if waits else None, scale_actions=ups + downs,
@@ -975,6 +1026,12 @@ def main(argv=None) -> int:
                 results[(name, p)] = r
                 print("  %-11s %.2f node-h (oracle %.2f), p95 pending %s s, %d actions, %d flaps, %.2f s wall"
                       % (p, r.node_hours, r.oracle_node_hours, _fmt(r.p95), r.scale_actions, r.flaps, r.wall_seconds))
+                if r.arrivals:
+                    print("  %-11s %d pod arrivals; no room for %d (%.1f%%) in the zero-boot FFD packing of the other "
+                          "pods, %d (%.1f%%) with 1 spare node" % ("", r.arrivals, r.arrivals_no_room,
+                                                                  100.0 * r.arrivals_no_room / r.arrivals,
+                                                                  r.arrivals_no_room_spare1,
+                                                                  100.0 * r.arrivals_no_room_spare1 / r.arrivals))
     print()
     print(format_table(results, runs))
     report_targets = {}

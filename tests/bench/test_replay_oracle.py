@@ -97,7 +97,10 @@ def test_oracle_is_exact_for_identical_pods(cpu, mem, n):
     per_node = min(math.floor((a_cpu - ds_cpu) / cpu), math.floor((a_mem - ds_mem) / mem))
     expected = math.ceil(n / per_node)
     assert R.oracle_nodes(pods, a_cpu, a_mem, ds_cpu, ds_mem) == expected
-    assert exact_optimum(pods, a_cpu - ds_cpu, a_mem - ds_mem) == expected
+    # an achievable packing with as many nodes: the bound is the optimum
+    assert R.ffd_nodes(pods, a_cpu, a_mem, ds_cpu, ds_mem) == expected
+    if n <= 8:
+        assert exact_optimum(pods, a_cpu - ds_cpu, a_mem - ds_mem) == expected
 
 
 def test_l2_is_tighter_than_volume_and_half_node_counts():
@@ -108,3 +111,16 @@ def test_l2_is_tighter_than_volume_and_half_node_counts():
     assert R.l2_bound([7, 7, 3, 3], 10) == 2
     assert R.l2_bound([], 10) == 0
     assert R.max_pods_per_node([4, 1, 2, 3], 6) == 3  # 1 + 2 + 3
+
+
+def test_arrivals_without_room_counts_pods_that_must_wait_for_a_boot():
+    cap = (4.0, 16 * 2 ** 30)
+    present = [(3.0, 2 ** 30), (1.5, 2 ** 30)]           # FFD: 2 nodes, 1.0 and 2.5 cores free
+    assert R.arrivals_without_room(present, [(2.0, 2 ** 30)], *cap) == 0       # fits the 2.5 left
+    assert R.arrivals_without_room(present, [(3.0, 2 ** 30)], *cap) == 1       # fits no packed node
+    assert R.arrivals_without_room(present, [(3.0, 2 ** 30)], *cap, spare_nodes=1) == 0
+    # two arrivals: the larger takes the 2.5 left, the other finds nothing
+    assert R.arrivals_without_room(present, [(2.0, 1), (2.5, 1)], *cap) == 1
+    assert R.arrivals_without_room([], [(1.0, 1)], *cap) == 1                  # an empty cluster: must boot
+    assert R.arrivals_without_room([], [(1.0, 1)], *cap, min_nodes=1) == 0     # min_nodes keeps a node
+    assert R.arrivals_without_room([], [(5.0, 1)], *cap) == 0                  # no node holds it: not counted
