@@ -4,6 +4,7 @@ the node group off across runs, and the intents an interrupted run leaves (pendi
 launch-id tag and never launched again, unresolved launch held then expired, pending_removal uncordoned)."""
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -75,7 +76,14 @@ def test_second_run_while_lock_held_skips_cleanly(c):
     assert run.rc == 0, run.describe()
     assert run.summary.startswith("skipped: lock held - another run holds the lock %s: pid %d" % (path, os.getpid()))
     assert not run.ran("Decide") and not run.ran("Collect cluster metrics")
-    assert ids(c) == before and not os.path.exists(c.textfile) and not os.path.exists(c.state_file)
+    assert ids(c) == before
+    # its only trace: k3s_autoscaler_runs_total{outcome="skipped"} (no decision gauges: it decided nothing)
+    with open(c.textfile) as f:
+        text = f.read()
+    assert re.search(r'^k3s_autoscaler_runs_total\{[^}]*outcome="skipped"[^}]*\} 1\.0$', text, re.M), text
+    assert "k3s_autoscaler_decision" not in text, text
+    st = c.read_state()
+    assert st["runs"]["skipped"] == 1 and not st["events"] and "pending_launch" not in st, st
     assert lock.release(path, held["token"])["status"] == "released"  # the skipped run left our lock alone
 
 
