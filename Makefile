@@ -39,7 +39,7 @@ molecule: ## one molecule scenario per role (default driver, localhost)
 	  echo "==> molecule test roles/$$r"; (cd $(ROOT)/roles/$$r && $(VENV)/bin/molecule test) || exit 1; done
 
 unit: ## pytest: collection unit tests and repo tests ($(PYTEST_WORKERS) workers; PYTEST_WORKERS=0 runs in one process)
-	@cd $(ROOT) && { $(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS); rc=$$?; \
+	@cd $(ROOT) && { $(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile --durations=15 $(PYTEST_ARGS); rc=$$?; \
 	  if [ $$rc -eq 5 ]; then echo "pytest: no tests collected (exit 5) for '$(PYTEST_ARGS)'; treated as success"; rc=0; fi; exit $$rc; }
 
 sanity: ## ansible-test sanity for the collection (offline; see scripts/setup.sh)
