@@ -346,14 +346,20 @@ def ffd_bins(pods, alloc_cpu: float, alloc_mem: float, ds_cpu: float = 0.0, ds_m
     for cpu, mem in sorted(pods, key=lambda p: -max(p[0] / eff_cpu, p[1] / eff_mem)):
         if cpu > eff_cpu + 1e-9 or mem > eff_mem:
             continue
-        for b in bins:
-            if cpu <= b[0] + 1e-9 and mem <= b[1]:
-                b[0] -= cpu
-                b[1] -= mem
-                break
-        else:
+        if not _first_fit(bins, cpu, mem):
             bins.append([eff_cpu - cpu, eff_mem - mem])
     return bins
+
+
+def _first_fit(bins: list, cpu: float, mem: float) -> bool:
+    """Put a pod of ``cpu`` cores / ``mem`` bytes on the first ``[free cores, free bytes]`` bin that holds it
+    (mutating that bin); False when none does."""
+    for b in bins:
+        if cpu <= b[0] + 1e-9 and mem <= b[1]:
+            b[0] -= cpu
+            b[1] -= mem
+            return True
+    return False
 
 
 def arrivals_without_room(present, arrived, alloc_cpu: float, alloc_mem: float, ds_cpu: float = 0.0,
@@ -370,12 +376,7 @@ def arrivals_without_room(present, arrived, alloc_cpu: float, alloc_mem: float, 
     for cpu, mem in sorted(arrived, key=lambda p: -max(p[0] / eff_cpu, p[1] / eff_mem)):
         if cpu > eff_cpu + 1e-9 or mem > eff_mem:
             continue  # no node holds it: not a matter of boot time
-        for b in bins:
-            if cpu <= b[0] + 1e-9 and mem <= b[1]:
-                b[0] -= cpu
-                b[1] -= mem
-                break
-        else:
+        if not _first_fit(bins, cpu, mem):
             missing += 1
     return missing
 

@@ -87,21 +87,29 @@ def test_scale_up_is_sized_by_binpacking_and_counts_instances_on_the_way(bp_clus
     wait_for(lambda: not c.pending_pods(), 30, "the pending pods to be scheduled")
 
 
-def test_idle_nodes_are_unneeded_then_removed_with_cordon_drain_terminate(bp_clusters):
-    c = bp_clusters["low"]
-    ev = bp_vars(c, scale_down_unneeded_time=0, scale_down_delay_after_add=0)
-    assert len(c.agent_nodes()) == 3
-    deadline = time.monotonic() + 120
+
+def run_until_scale_down(c, ev, timeout):
+    """Run the playbook until it decides scale_down; every run before must be a no_action hold."""
+    deadline = time.monotonic() + timeout
     held = []
-    while True:  # right after Prometheus starts, CPU rates look high and the per-node usage rule holds
+    while True:
         run = ok(c.playbook(ev))
         d = run.decision
         if d["decision"] == "scale_down":
-            break
+            return run
         assert d["decision"] == "no_action", d["reason"]
         held.append(d["reason"])
         assert time.monotonic() < deadline, held
         time.sleep(1)  # pacing between cycles, not an assertion
+
+
+def test_idle_nodes_are_unneeded_then_removed_with_cordon_drain_terminate(bp_clusters):
+    c = bp_clusters["low"]
+    ev = bp_vars(c, scale_down_unneeded_time=0, scale_down_delay_after_add=0)
+    assert len(c.agent_nodes()) == 3
+    # right after Prometheus starts, CPU rates look high and the per-node usage rule holds
+    run = run_until_scale_down(c, ev, 120)
+    d = run.decision
     # 3 agents, 2 small web pods: every node is unneeded; min_nodes 1 leaves room for 2 removals
     assert d["count"] == 2 and len(d["candidates"]) == 2, d["reason"]
     assert sum(1 for cand in d["candidates"] if not cand["empty"]) <= 1
@@ -163,17 +171,9 @@ def test_idle_node_of_a_second_node_group_is_removed_down_to_that_groups_min_nod
     groups = [{"name": "default", "instance_type": "m5.large", "min_nodes": 2, "max_nodes": 4},
               {"name": "batch", "instance_type": "c5.large", "min_nodes": 1, "max_nodes": 3}]
     ev = bp_vars(c, node_groups=groups, min_nodes=1, scale_down_unneeded_time=0, scale_down_delay_after_add=0)
-    deadline = time.monotonic() + 60
-    held = []
-    while True:  # right after the nodes join, their CPU rates can look high and hold the scale-down
-        run = ok(c.playbook(ev))
-        d = run.decision
-        if d["decision"] == "scale_down":
-            break
-        assert d["decision"] == "no_action", d["reason"]
-        held.append(d["reason"])
-        assert time.monotonic() < deadline, held
-        time.sleep(1)  # pacing between cycles, not an assertion
+    # right after the nodes join, their CPU rates can look high and hold the scale-down
+    run = run_until_scale_down(c, ev, 60)
+    d = run.decision
     assert d["count"] == 1 and d["node_group"] == "batch", d["reason"]
     cand = d["candidates"][0]
     assert cand["instance_id"] in batch_ids and cand["node_group"] == "batch" and cand["empty"], cand
