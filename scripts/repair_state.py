@@ -9,7 +9,8 @@ recording an event). A valid file is left alone. Cooldowns, backoff and any pend
 old file are lost: after a repair, check the cluster (instances tagged ``k3s-autoscaler/launch-id``,
 cordoned nodes) before the next run if the old file cannot be read by hand.
 
-Exit code 0 when repaired or nothing to repair; 2 on a usage error.
+Exit code 0 when repaired or the file is valid; 2 on a usage error or when no file exists at that path (a
+mistyped path must not look like a successful repair).
 """
 import argparse
 import os
@@ -26,15 +27,22 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("state_file", help="path of the autoscaler state file (autoscale_state_file)")
     args = ap.parse_args(argv)
+    if not os.path.lexists(args.state_file):
+        print("no state file at %s: nothing to repair. Check the path (autoscale_state_file in your inventory; "
+              "the local cluster's is run/local/state.json)" % args.state_file, file=sys.stderr)
+        return 2
     try:
         load_state(args.state_file)
-        print("state file %s is valid (or missing): nothing to repair" % args.state_file)
+        print("state file %s is valid: nothing to repair" % args.state_file)
         return 0
     except StateError as e:
         print("state file problem: %s" % e)
     backup = repair_state(args.state_file)
     if backup:
         print("repaired: moved the corrupt file to %s and wrote a fresh state to %s" % (backup, args.state_file))
+        print("note: cooldowns, backoff, unneeded timers and pending intents start afresh, so the next run may act "
+              "at once. Check the cluster first (instances tagged k3s-autoscaler/launch-id, cordoned nodes) and "
+              "run the playbook with --check to see what it would do.")
     return 0
 
 

@@ -239,11 +239,16 @@ def acquire(path, holder_pid=None, ttl=DEFAULT_TTL, now=None, host=None):
         elif current is not None:
             status = holder_status(current, now=now, host=host)
             if status in ("alive", "unknown"):
+                if status == "alive":
+                    # same host, and that pid is the process that took the lock: a real concurrent run
+                    hint = "it is still running on this host; the next run after it ends will act"
+                else:
+                    hint = ("its process cannot be checked from here (another host, or no pid recorded): if no "
+                            "autoscaler run is active there, delete "
+                            "the file's contents or wait %s s for the lock to expire" % current.get("ttl", DEFAULT_TTL))
                 return {"status": "held", "holder": current, "holder_status": status,
                         "msg": "another run holds the lock %s: %s; this run exits without acting (skipped: lock "
-                               "held). If no autoscaler run is active, that process is gone on another host: "
-                               "delete the file's contents or wait %s s for the lock to expire"
-                               % (path, describe_holder(current), current.get("ttl", DEFAULT_TTL))}
+                               "held); %s" % (path, describe_holder(current), hint)}
             recovered = {"pid": current.get("pid"), "host": current.get("host"), "started": current.get("started"),
                          "reason": "holder process is gone" if status == "dead"
                          else "lock older than its ttl of %s s" % current.get("ttl", DEFAULT_TTL)}

@@ -84,8 +84,9 @@ def default_state():
 
 
 def _repair_hint():
-    return ("move it aside (or run k3s.autoscaler.k3s_scale_event with repair=true, which renames it to "
-            "<path>.corrupt-<unix> and starts a fresh state)")
+    return ("repair it with `make repair-state STATE=<path>` (scripts/repair_state.py) or the task "
+            "k3s.autoscaler.k3s_scale_event with repair=true: both rename it to <path>.corrupt-<unix> and start a "
+            "fresh state (cooldowns and pending intents are lost: check the cluster before the next run)")
 
 
 def _is_time(v):

@@ -46,6 +46,7 @@ def test_second_acquire_while_holder_alive_is_held_with_clear_message(path):
     assert second["status"] == "held" and second["holder_status"] == "alive"
     assert second["msg"].startswith("another run holds the lock %s: pid %d on host" % (path, os.getpid()))
     assert "skipped: lock held" in second["msg"]
+    assert "still running on this host" in second["msg"] and "another host" not in second["msg"]
     # the holder's record is untouched
     with open(path) as f:
         assert json.load(f)["token"] == first["token"]
@@ -84,6 +85,7 @@ def test_other_host_is_held_until_ttl_then_expired(path):
     lock.acquire(path, holder_pid=123, ttl=100, now=1000.0, host="other-host")
     held = lock.acquire(path, holder_pid=os.getpid(), now=1050.0)
     assert held["status"] == "held" and held["holder_status"] == "unknown"
+    assert "cannot be checked from here" in held["msg"] and "wait 100 s for the lock to expire" in held["msg"]
     res = lock.acquire(path, holder_pid=os.getpid(), now=1101.0)
     assert res["status"] == "acquired" and "ttl" in res["recovered_stale"]["reason"]
 

@@ -184,7 +184,7 @@ def test_corrupt_file_raises_and_is_never_reset(path, content, problem):
     msg = str(exc.value)
     assert msg.startswith("state file %s: " % path)
     assert problem in msg
-    assert "move it aside" in msg and "repair=true" in msg
+    assert "make repair-state STATE=" in msg and "repair=true" in msg
     with pytest.raises(StateError):
         update_state(path, lambda s: record_event(s, "scale_up", 1, 1.0))
     assert open(path).read() == content
