@@ -188,6 +188,11 @@ def holder_status(holder, now=None, host=None):
     return "unknown"
 
 
+def _fmt_seconds(v):
+    """``100`` for 100.0; anything that is not a number as it is (a hand-edited record)."""
+    return "%g" % v if isinstance(v, (int, float)) and not isinstance(v, bool) else "%s" % (v,)
+
+
 def describe_holder(holder):
     """One line naming the holder: ``pid 123 on host h since 2026-01-01T00:00:00Z``."""
     started = holder.get("started")
@@ -245,7 +250,7 @@ def acquire(path, holder_pid=None, ttl=DEFAULT_TTL, now=None, host=None):
                 else:
                     hint = ("its process cannot be checked from here (another host, or no pid recorded): if no "
                             "autoscaler run is active there, delete "
-                            "the file's contents or wait %s s for the lock to expire" % current.get("ttl", DEFAULT_TTL))
+                            "the file's contents or wait %s s for the lock to expire" % _fmt_seconds(current.get("ttl", DEFAULT_TTL)))
                 return {"status": "held", "holder": current, "holder_status": status,
                         "msg": "another run holds the lock %s: %s; this run exits without acting (skipped: lock "
                                "held); %s" % (path, describe_holder(current), hint)}
