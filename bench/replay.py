@@ -999,6 +999,11 @@ def main(argv=None) -> int:
         if not sep:
             ap.error("--set %r: expected KEY=VALUE" % item)
         overrides[key.strip()] = yaml.safe_load(value)
+        if key.strip() not in pol.CONFIG_KEYS:
+            import difflib
+            near = difflib.get_close_matches(key.strip(), sorted(pol.CONFIG_KEYS), n=1)
+            ap.error("--set %s: not a policy config key%s; valid keys: %s"
+                     % (key.strip(), " (did you mean %s?)" % near[0] if near else "", ", ".join(sorted(pol.CONFIG_KEYS))))
     s = Settings(**{f.name: getattr(args, f.name) for f in dataclasses.fields(Settings)})
     del s0
 
@@ -1010,8 +1015,19 @@ def main(argv=None) -> int:
             print("note: policy %r is not registered (policy.POLICIES: %s); skipped" % (p, ", ".join(sorted(pol.POLICIES))))
     runs = {}
     for name in [x.strip() for x in args.scenarios.split(",") if x.strip()]:
-        runs[name] = build_scenario(name, trace_start=args.trace_start, trace_days=args.trace_days,
-                                    trace_instance_type=args.trace_instance_type, trace_path=args.trace)
+        try:
+            runs[name] = build_scenario(name, trace_start=args.trace_start, trace_days=args.trace_days,
+                                        trace_instance_type=args.trace_instance_type, trace_path=args.trace)
+        except (OSError, ValueError, KeyError) as e:  # unknown scenario, missing/invalid trace file
+            ap.error("--scenarios %s: %s (the replay also knows burst-20m: burst held 20 min)" % (name, e))
+    if not runs:
+        ap.error("--scenarios: no scenario given")
+    try:  # a bad --set value (e.g. a string where seconds are expected) is a usage error, before any replay
+        for name, run in runs.items():
+            for p in policies:
+                policy_config(p, run, s, overrides)
+    except pol.ConfigError as e:
+        ap.error("--set: %s" % e)
     if overrides:
         print("policy overrides (all but threshold): %s" % overrides)
     print("replay: check interval %gs, tick %gs, node boot %gs (EC2 %gs + join %gs), cooldowns up %gs / down %gs, "

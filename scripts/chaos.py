@@ -779,6 +779,8 @@ def main(argv=None):
     ap.add_argument("--work-dir", default=os.path.join(ROOT, "run", "chaos"))
     ap.add_argument("--quiet", action="store_true")
     args = ap.parse_args(argv)
+    if args.runs < 1:
+        ap.error("--runs %d: give at least 1 run (make chaos RUNS=N; the default is 300)" % args.runs)
     # SIGTERM/SIGINT stop the local cluster (finally: in run_chaos) instead of leaving it running
     signal.signal(signal.SIGTERM, lambda *_a: sys.exit(143))
     signal.signal(signal.SIGINT, lambda *_a: sys.exit(130))

@@ -260,3 +260,16 @@ def test_burst_20m_variant_holds_the_burst_for_20_minutes():
     assert [w.desired(t) for t in (0, 40, 1239, 1240)] == [3, 12, 12, 1]
     assert run.duration == 3600 and run.instance_type == "m5.large"
     assert R.build_scenario("burst").scenario.workloads[0].desired(200) == 1  # the original is untouched
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--scenarios", "nope"], "--scenarios nope: scenario 'nope' not found"),
+    (["--scenarios", "burst", "--set", "new_pod_scale_up_dela=10"], "did you mean new_pod_scale_up_delay?"),
+    (["--scenarios", "trace", "--trace", "/nonexistent.csv"], "trace CSV not found: /nonexistent.csv"),
+    (["--scenarios", "burst", "--set", "new_pod_scale_up_delay=abc"], "must be a finite number (seconds)"),
+])
+def test_bad_command_line_is_a_usage_error_not_a_traceback(args, message, capsys):
+    with pytest.raises(SystemExit) as exc:
+        R.main(args)
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and message in err and "Traceback" not in err, err
