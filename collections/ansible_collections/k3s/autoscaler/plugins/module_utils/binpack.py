@@ -698,6 +698,7 @@ def binpacking_policy(m, cfg, nodes_detail, pending_pods_detail, context):
 
     pods_nodes = context.get("pods_detail_nodes")
     result = {"_pods_nodes": None if pods_nodes is None else set(pods_nodes),
+              "_instance_groups": dict((i["instance_id"], i["node_group"]) for i in instances),
               "decision": "no_action", "count": 0, "blocked_by": [], "candidates": [], "node_group": None,
               "terminate_instance_ids": [r["instance_id"] for r in terminate], "unfittable_pods": [],
               "unneeded": {}, "explain": explain, "warnings": warnings}
@@ -944,6 +945,7 @@ def _scale_down_analysis(result, cfg, workers, pods_by_node, pods_given, state, 
                          total_nodes, pending_fittable, allow_removal, up_text=""):
     """Per-node scale-down report, new ``unneeded`` map, and (if allowed) the nodes to remove."""
     pods_nodes = result.pop("_pods_nodes", None)
+    inst_groups = result.pop("_instance_groups", {})
     prev_unneeded = _state_map(state, "unneeded")
     node_backoff = _state_map(state, "node_backoff")
     thr = cfg["scale_down_utilization_threshold"]
@@ -976,8 +978,14 @@ def _scale_down_analysis(result, cfg, workers, pods_by_node, pods_given, state, 
         elif n.get("ready") is not True:
             why = "NotReady (usage stale)"
         elif grp is None:
-            why = "node group unknown (no instance tag %s, instance_type %s matches no single group)" % (
-                NODE_GROUP_TAG, n.get("instance_type"))
+            tagged = inst_groups.get(n.get("instance_id"))
+            if tagged:
+                why = ("node group unknown (its instance tag %s is %r, which is not in node_groups, and instance_type "
+                       "%s matches no single group): add that group to node_groups or retag the instance"
+                       % (NODE_GROUP_TAG, tagged, n.get("instance_type")))
+            else:
+                why = "node group unknown (no instance tag %s, instance_type %s matches no single group)" % (
+                    NODE_GROUP_TAG, n.get("instance_type"))
         elif str((n.get("annotations") or {}).get(SCALE_DOWN_DISABLED_ANNOTATION, "")).lower() == "true" \
                 or n.get("scale_down_disabled") is True:
             why = "node annotation %s: \"true\"" % SCALE_DOWN_DISABLED_ANNOTATION

@@ -366,3 +366,16 @@ def test_over_max_nodes_never_removes_a_node_whose_pods_fit_nowhere():
     pods = [pod("a1", "a", 0.2, safe_to_evict=False), pod("b1", "b", 0.2, safe_to_evict=False)]
     r = run(config(max_nodes=1), cluster([node("a"), node("b")], pods), pods_list=pods, state=default_state())
     assert r["decision"] == "no_action"
+
+
+def test_node_of_a_group_missing_from_node_groups_is_kept_and_the_reason_names_its_tag():
+    groups = [{"name": "small", "instance_type": "c5.large", "min_nodes": 0, "max_nodes": 5},
+              {"name": "big", "instance_type": "c5.xlarge", "min_nodes": 0, "max_nodes": 5}]
+    n = node("a", req_cpu=0.1, pods=1, cpu_percent=3.0, itype="m5.large", iid="i-0abc00000001")
+    inst = [{"instance_id": "i-0abc00000001", "launch_time": NOW - 3600, "state": "running",
+             "tags": {"k3s-autoscaler/node-group": "default"}}]
+    r = run(config(node_groups=groups, min_nodes=0), [n], [], pods_list=[], instances=inst)
+    rec = node_report(r, "a")
+    assert rec["node_group"] is None and rec["status"] != "removable"
+    assert "its instance tag k3s-autoscaler/node-group is 'default', which is not in node_groups" in rec["reason"]
+    assert "_instance_groups" not in r and "_pods_nodes" not in r
