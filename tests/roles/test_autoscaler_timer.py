@@ -70,6 +70,9 @@ def directive(path, key):
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("autoscaler_timer")
+    # The state directory exists already with a too-open mode (as an older role left it): the role must fix it.
+    (tmp / "root/var/lib/k3s-autoscaler").mkdir(parents=True)
+    (tmp / "root/var/lib/k3s-autoscaler").chmod(0o750)
     proc, prefix = run_role(tmp, autoscale_check_interval=15, autoscaler_timer_extra_args=["--syntax-check"],
                             autoscaler_timer_environment={"AWS_ACCESS_KEY_ID": "AKIAEXAMPLE",
                                                           "AWS_SECRET_ACCESS_KEY": 'se"cr$et'})
@@ -116,6 +119,14 @@ def test_secrets_file_is_0600_and_quoted(installed):
     lines = [line for line in unit_lines(env) if line and not line.startswith("#")]
     assert lines == ['AWS_ACCESS_KEY_ID="AKIAEXAMPLE"', 'AWS_SECRET_ACCESS_KEY="se\\"cr$et"']
     assert "se\"cr$et" not in installed["proc"].stdout  # no_log: the secret never reaches the output
+
+
+def test_state_dir_is_0700_and_textfile_dir_is_readable_by_node_exporter(installed):
+    prefix = installed["prefix"]
+    # state file and lock: owner only (the fixture pre-created it 0750: an existing directory is fixed too)
+    assert (prefix / "var/lib/k3s-autoscaler").stat().st_mode & 0o777 == 0o700
+    # node-exporter often runs as another user (Debian: prometheus); the .prom metrics are not secret
+    assert (prefix / "var/lib/node_exporter/textfile_collector").stat().st_mode & 0o777 == 0o755
 
 
 def exec_start(installed):
