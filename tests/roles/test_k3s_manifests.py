@@ -1,7 +1,10 @@
 """roles/k3s_manifests: render the manifests from the local inventory (ansible-playbook, apply=false) and
 validate every one OFFLINE against the Kubernetes 1.32 schemas (kubernetes-validate, strict: unknown fields
 fail), then check the least-privilege ClusterRole, the ConfigMap thresholds, the CronJob hardening and the
-preflight asserts. Applying for real to the local cluster is the molecule scenario's job."""
+preflight asserts. Then apply the role to an in-process emulated Kubernetes API (local_cluster.kubeapi): check mode
+on a fresh namespace (the namespaced objects are reported as would-be-created, not failed) and on an existing one
+(server-side dry run, as before). The full apply to the local cluster is the molecule scenario's job."""
+import json
 import os
 import pathlib
 import subprocess
@@ -159,3 +162,108 @@ def test_preflight_rejects_bad_input_with_a_clear_message(tmp_path, extra, expec
     assert proc.returncode != 0
     assert expected in " ".join((proc.stdout + proc.stderr).split()), textwrap.shorten(proc.stdout, 2000)
     assert not render_file.exists()  # nothing rendered (or applied) after a failed preflight
+
+
+# --- applying to an emulated Kubernetes API (local_cluster.kubeapi, in-process, no simulation) ---------------
+APPLY_PLAY = """\
+- name: Apply the k3s_manifests role
+  hosts: k3s_clusters
+  gather_facts: false
+  roles:
+    - role: k3s_manifests
+"""
+
+
+@pytest.fixture(scope="module")
+def kube_api(tmp_path_factory):
+    from local_cluster.kubeapi import KubeAPI
+
+    tmp = tmp_path_factory.mktemp("k3s_manifests_api")
+    api = KubeAPI(kubeconfig_path=str(tmp / "kubeconfig")).start()
+    yield api
+    api.stop()
+
+
+def apply_role(tmp_path, api, namespace, *extra):
+    """Run the role against ``api`` with the JSON callback; return (proc, {task name: [item results]})."""
+    play = tmp_path / "apply.yml"
+    play.write_text(APPLY_PLAY)
+    env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_ROLES_PATH=str(ROOT / "roles"),
+               PATH=f"{VENV_BIN}:{os.environ.get('PATH', '')}", ANSIBLE_NOCOLOR="1",
+               ANSIBLE_STDOUT_CALLBACK="ansible.posix.json", LOCAL_CLUSTER_DIR=str(tmp_path / "no-cluster"))
+    proc = subprocess.run([str(VENV_BIN / "ansible-playbook"), "-i", str(ROOT / "inventories" / "local"), str(play),
+                           "-e", f"k3s_manifests_kubeconfig={api.kubeconfig_path}",
+                           "-e", f"k3s_manifests_namespace={namespace}", "-e", f"k3s_manifests_name={namespace}",
+                           *extra], cwd=ROOT, env=env, capture_output=True, text=True, timeout=180)
+    tasks = {}
+    if proc.stdout.lstrip().startswith("{"):
+        for task in json.loads(proc.stdout)["plays"][0]["tasks"]:
+            result = task["hosts"].get("local", {})
+            tasks[task["task"]["name"].removeprefix("k3s_manifests : ")] = result.get("results", [result])
+    return proc, tasks
+
+
+def by_template(results):
+    """Template name -> item result, for the items that ran (not skipped)."""
+    return {r["item"]: r for r in results if not r.get("skipped")}
+
+
+APPLY_TASK = "Apply the manifests (client-side apply, last-applied annotation)"
+REPORT_TASK = "Report the namespaced objects as would be created (check mode, the Namespace does not exist yet)"
+CLUSTER_SCOPED = ["namespace.yaml", "clusterrole.yaml", "clusterrolebinding.yaml"]
+NAMESPACED = ["serviceaccount.yaml", "configmap.yaml", "pvc.yaml", "cronjob.yaml", "service.yaml"]
+
+
+def test_check_mode_on_a_fresh_namespace_reports_the_namespaced_objects_as_would_be_created(tmp_path, kube_api):
+    # The emulated API, like real Kubernetes, answers a dry run into a missing namespace with 404
+    # namespaces "<ns>" not found: the role must not send those objects, and must still show them.
+    proc, tasks = apply_role(tmp_path, kube_api, "fresh-check", "--check", "--diff")
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr
+    applied, reported = by_template(tasks[APPLY_TASK]), by_template(tasks[REPORT_TASK])
+    assert sorted(applied) == sorted(CLUSTER_SCOPED)  # server-side dry run, as before
+    assert all(r["changed"] and not r.get("failed") for r in applied.values())
+    assert sorted(reported) == sorted(NAMESPACED)
+    for template, result in reported.items():
+        assert result["changed"] is True and result["method"] == "create", template
+        assert result["diff"]["before"] == {}
+        after = result["diff"]["after"]
+        assert after == result["result"] and after["metadata"]["namespace"] == "fresh-check", template
+    kinds = {r["diff"]["after"]["kind"] for r in reported.values()}
+    assert kinds == {"ServiceAccount", "ConfigMap", "PersistentVolumeClaim", "CronJob", "Service"}
+    cm = yaml.safe_load(reported["configmap.yaml"]["diff"]["after"]["data"]["autoscaler.yml"])
+    assert cm["autoscale_state_file"] == "/var/lib/k3s-autoscaler/state.json"  # the rendered object, in full
+    # check mode changed nothing on the API
+    assert not kube_api.exists("v1", "Namespace", "fresh-check")
+    assert not kube_api.exists("rbac.authorization.k8s.io/v1", "ClusterRole", "fresh-check")
+
+
+def test_existing_namespace_keeps_the_server_side_dry_run(tmp_path, kube_api):
+    proc, tasks = apply_role(tmp_path, kube_api, "existing")
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr
+    assert kube_api.exists("batch/v1", "CronJob", "existing", "existing")
+    assert not by_template(tasks[REPORT_TASK])  # a real run never uses the check-mode report
+    before = kube_api.get("v1", "ConfigMap", "existing", "existing")["data"]["autoscaler.yml"]
+
+    # --check with one changed threshold: every object goes to the API's dry run; only the ConfigMap changes
+    proc, tasks = apply_role(tmp_path, kube_api, "existing", "--check", "--diff", "-e", '{"autoscale_max_nodes": 9}')
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr
+    assert not by_template(tasks[REPORT_TASK])
+    applied = by_template(tasks[APPLY_TASK])
+    assert sorted(applied) == sorted(CLUSTER_SCOPED + NAMESPACED)
+    assert sorted(t for t, r in applied.items() if r["changed"]) == ["configmap.yaml"]
+    diff_after = yaml.safe_load(applied["configmap.yaml"]["diff"]["after"]["data"]["autoscaler.yml"])
+    assert diff_after["autoscale_max_nodes"] == 9
+    assert kube_api.get("v1", "ConfigMap", "existing", "existing")["data"]["autoscaler.yml"] == before
+
+
+def test_would_create_refuses_to_run_outside_check_mode(tmp_path):
+    env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1",
+               ANSIBLE_LIBRARY=str(ROOT / "roles" / "k3s_manifests" / "library"))
+    definition = json.dumps({"definition": {"apiVersion": "v1", "kind": "ConfigMap",
+                                            "metadata": {"name": "x", "namespace": "ns"}}})
+    proc = subprocess.run([str(VENV_BIN / "ansible"), "localhost", "-i", "localhost,", "-c", "local",
+                           "-e", f"ansible_python_interpreter={VENV_BIN / 'python'}",
+                           "-m", "k3s_manifests_would_create", "-a", definition],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode != 0
+    assert "only reports in check mode" in proc.stdout, proc.stdout + proc.stderr
