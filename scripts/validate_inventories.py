@@ -12,19 +12,33 @@ What is checked, for every inventory directory (one that holds ``hosts.yml``/``h
 * each value is type-checked with Ansible's own ``ArgumentSpecValidator`` (the same validator the role's
   automatic argument validation runs), including ``choices``. Values that are Jinja templates (``{{ ... }}``)
   are resolved only at run time and are not type-checked here;
-* percentages (options whose description says ``percent``) must be within 0-100; counts, seconds and other
-  numbers must not be negative (``autoscale_max_nodes`` and ``autoscale_max_scale_up_step`` at least 1) and must be
-  finite (no ``.nan``/``.inf``); options named ``*_url`` must be a non-empty ``http(s)://host...`` URL;
+* percentages (options whose description says ``percent``) must be within 0-100 and not a 0-1 ratio: a value
+  strictly between 0 and 1 is rejected ("percent 0-100, not a ratio: 20 means 20 %"; 0 stays allowed); ratios
+  (description says ``ratio 0-1``, e.g. ``autoscale_scale_down_utilization_threshold``) must be > 0 and <= 1, as
+  the role's run-time preflight requires; counts, seconds and other numbers must not be negative
+  (``autoscale_max_nodes`` and ``autoscale_max_scale_up_step`` at least 1) and must be finite (no ``.nan``/``.inf``);
+  options named ``*_url`` must be a non-empty ``http(s)://host...`` URL;
   ``autoscale_cluster_name``/``autoscale_node_group`` must be Kubernetes label values (they also become EC2 tags and
   Prometheus label values, so no quote/brace/newline can reach a query); ``autoscale_state_file`` must not be empty;
   ``autoscale_prometheus_rate_window`` must be a PromQL duration;
-* per host, on the merged variables (all < groups < host): ``autoscale_min_nodes`` <= ``autoscale_max_nodes``.
+* per host, on the merged variables (all < groups < host): ``autoscale_min_nodes`` <= ``autoscale_max_nodes``;
+* per host of the ``k3s_clusters`` group (the hosts playbooks/autoscale.yml runs on; every host if the inventory
+  has no such group): the run's own config validation. The collection's ``policy.validate_config`` (what
+  ``k3s.autoscaler.k3s_scale_decision`` runs at the Decide step) is imported from ``collections/`` and run over
+  the merged ``autoscale_*`` values mapped to the module's option names as ``roles/autoscale/tasks/cycle.yml``
+  passes them (``POLICY_CONFIG``; unset ones take the role defaults), so the rules exist once: each
+  ``autoscale_node_groups`` entry (known keys only, ``min_nodes`` <= ``max_nodes``, a known ``instance_type``,
+  unique names), ``autoscale_instance_type`` of the implicit group, and the rest. Templated values (and values
+  already rejected above) are replaced by stand-ins that cannot fail, so only known values cause a rejection,
+  e.g. ``autoscale_node_groups[0].labelz``.
 
 Where variables come from: ``hosts.yml`` (group ``vars:`` and host entries), ``group_vars/<group>.yml`` or every
 file below ``group_vars/<group>/`` and the same for ``host_vars/``. Whole-file ansible-vault files are decrypted
-when a password is available (``--vault-password-file``, ``$ANSIBLE_VAULT_PASSWORD_FILE`` or the inventory's own
-``vault-password.txt``, which only the local demo inventory has) and skipped otherwise: secrets are ``vault_*``
-variables, never thresholds, so validation does not need the staging/production passwords.
+with ``--vault-password-file``, else ``$ANSIBLE_VAULT_PASSWORD_FILE``, else the inventory's own
+``vault-password.txt`` (only the local demo inventory has one). A password that does not open a vault file (or a
+password file given explicitly that cannot be read) is a rejection naming the file: validate one inventory per
+password (``scripts/validate_inventories.py inventories/<env> --vault-password-file ...``). Without any password a
+vault file is skipped with a note: secrets are ``vault_*`` variables, never thresholds.
 
 Every rejection names the FILE (and line) and the KEY. Exit status: 0 valid, 1 at least one rejection.
 """
@@ -80,6 +94,40 @@ NON_EMPTY_KEYS = ("autoscale_state_file",)
 # PromQL durations (k3s_metrics rate_window).
 DURATION_KEYS = ("autoscale_prometheus_rate_window",)
 DURATION = re.compile(r"^(?:[0-9]+(?:ms|[smhdwy]))+$")
+# Percent options (description says "percent") written as a 0-1 ratio: 0.2 would silently mean 0.2 %.
+PERCENT_NOT_RATIO = "is a percent 0-100, not a ratio: 20 means 20 %"
+
+# The collection, imported for its own config validation (policy.validate_config), so the rules exist once.
+COLLECTIONS = ROOT / "collections"
+# The group playbooks/autoscale.yml runs the autoscale role on: the run's config is checked for these hosts.
+AUTOSCALE_GROUP = "k3s_clusters"
+# Role variable -> k3s.autoscaler.k3s_scale_decision option (= policy config key), exactly as
+# roles/autoscale/tasks/cycle.yml passes them to the Decide step (a test keeps the two in step).
+POLICY_CONFIG: dict[str, str] = {
+    "autoscale_policy": "policy",
+    "autoscale_min_nodes": "min_nodes",
+    "autoscale_max_nodes": "max_nodes",
+    "autoscale_pending_pods_threshold": "pending_pods_threshold",
+    "autoscale_cpu_threshold": "cpu_threshold",
+    "autoscale_memory_threshold": "memory_threshold",
+    "autoscale_scale_up_cooldown": "scale_up_cooldown",
+    "autoscale_scale_down_cooldown": "scale_down_cooldown",
+    "autoscale_max_scale_up_step": "max_scale_up_step",
+    "autoscale_dry_run": "dry_run",
+    "autoscale_node_groups": "node_groups",
+    "autoscale_node_group": "node_group",
+    "autoscale_instance_type": "instance_type",
+    "autoscale_new_pod_scale_up_delay": "new_pod_scale_up_delay",
+    "autoscale_scale_down_utilization_threshold": "scale_down_utilization_threshold",
+    "autoscale_scale_down_unneeded_time": "scale_down_unneeded_time",
+    "autoscale_scale_down_delay_after_add": "scale_down_delay_after_add",
+    "autoscale_max_empty_bulk_delete": "max_empty_bulk_delete",
+    "autoscale_max_node_provision_time": "max_node_provision_time",
+}
+# Stand-ins for values validate cannot know (Jinja templates) or has already rejected per key, chosen so they
+# cannot cause a policy error themselves: every policy error reported is then caused by known values alone.
+POLICY_NEUTRAL: dict[str, Any] = {"autoscale_min_nodes": 0, "autoscale_max_nodes": 10 ** 9,
+                                  "autoscale_node_groups": None}
 
 
 # --------------------------------------------------------------------------------------------- YAML loading
@@ -154,10 +202,32 @@ def _line_of(text: str, key: str) -> int | None:
     return text.count("\n", 0, match.start()) + 1 if match else None
 
 
-def _vault_password(inventory: Path, explicit: str | None) -> str | None:
-    for candidate in (explicit, os.environ.get("ANSIBLE_VAULT_PASSWORD_FILE"), inventory / "vault-password.txt"):
-        if candidate and Path(candidate).is_file():
-            return Path(candidate).read_text(encoding="utf-8").strip()
+@dataclass
+class VaultPassword:
+    """The vault password used for an inventory: its text and where it came from (for messages)."""
+
+    secret: str
+    origin: str  # "--vault-password-file X", "$ANSIBLE_VAULT_PASSWORD_FILE (X)" or "X (the inventory's own)"
+
+
+def _vault_password(inventory: Path, explicit: str | None, rejections: list[Rejection]) -> VaultPassword | None:
+    """--vault-password-file, else $ANSIBLE_VAULT_PASSWORD_FILE, else the inventory's own vault-password.txt.
+
+    A password file given explicitly (flag or environment) that cannot be read is a rejection, not a silent skip."""
+    env = os.environ.get("ANSIBLE_VAULT_PASSWORD_FILE")
+    for candidate, origin in ((explicit, f"--vault-password-file {explicit}"),
+                              (env, f"$ANSIBLE_VAULT_PASSWORD_FILE ({env})")):
+        if not candidate:
+            continue
+        try:
+            return VaultPassword(Path(candidate).read_text(encoding="utf-8").strip(), origin)
+        except OSError as exc:
+            rejections.append(Rejection(candidate, "(vault password)", f"cannot read the vault password file given "
+                                        f"by {origin}: {exc.strerror or exc}; fix the path or unset it"))
+            return None
+    own = inventory / "vault-password.txt"
+    if own.is_file():
+        return VaultPassword(own.read_text(encoding="utf-8").strip(), f"{_rel(own)} (the inventory's own)")
     return None
 
 
@@ -169,17 +239,21 @@ def _decrypt(text: str, password: str) -> str:
     return vault.decrypt(text.encode()).decode("utf-8")
 
 
-def _load_file(path: Path, password: str | None, rejections: list[Rejection], inv: Inventory) -> Source | None:
+def _load_file(path: Path, password: VaultPassword | None, rejections: list[Rejection],
+               inv: Inventory) -> Source | None:
     text = path.read_text(encoding="utf-8")
     if text.lstrip().startswith(VAULT_HEADER):
         if password is None:
             inv.notes.append(f"{_rel(path)}: ansible-vault encrypted, no password given; skipped (secrets only)")
             return None
         try:
-            text = _decrypt(text, password)
-        except Exception as exc:  # another environment's password: secrets only, so note it and go on
-            inv.notes.append(f"{_rel(path)}: ansible-vault encrypted, the given password does not open it ({exc}); "
-                             "skipped (secrets only; pass this environment's ANSIBLE_VAULT_PASSWORD_FILE to check it)")
+            text = _decrypt(text, password.secret)
+        except Exception as exc:  # noqa: BLE001 - AnsibleVaultError and friends: the password does not open it
+            rejections.append(Rejection(
+                _rel(path), "(vault)",
+                f"ansible-vault encrypted and the password from {password.origin} does not open it ({exc}); "
+                "give this inventory's password, and validate one inventory per password: "
+                f"scripts/validate_inventories.py {_rel(inv.path)} --vault-password-file <its password file>"))
             return None
     try:
         data = yaml.load(text, Loader=_Loader)  # noqa: S506 - SafeLoader subclass
@@ -213,7 +287,7 @@ def load_inventory(path: Path, rejections: list[Rejection], vault_password_file:
     if hosts_file is None:
         rejections.append(Rejection(_rel(path), "hosts.yml", "inventory has no hosts.yml"))
         return inv
-    password = _vault_password(path, vault_password_file)
+    password = _vault_password(path, vault_password_file, rejections)
     hosts_src = _load_file(hosts_file, password, rejections, inv)
     if hosts_src is None:
         return inv
@@ -313,6 +387,10 @@ def _is_percent(option: dict[str, Any]) -> bool:
     return "percent" in str(option.get("description", "")).lower()
 
 
+def _is_ratio(option: dict[str, Any]) -> bool:
+    return "ratio 0-1" in str(option.get("description", "")).lower()
+
+
 def check_value(key: str, value: Any, option: dict[str, Any]) -> tuple[list[str], Any]:
     """Type/choices via Ansible's ArgumentSpecValidator, then ranges. Returns (problems, coerced value)."""
     from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
@@ -341,8 +419,16 @@ def check_value(key: str, value: Any, option: dict[str, Any]) -> tuple[list[str]
         return [f"{coerced!r} is not a PromQL duration; use e.g. 30s, 5m or 1h"], None
     if isinstance(coerced, bool) or not isinstance(coerced, (int, float)):
         return [], coerced
-    if _is_percent(option) and not 0 <= coerced <= 100:
-        problems.append(f"{coerced!r} is a percentage and must be within 0-100 (percent, not a 0-1 ratio)")
+    if _is_percent(option):
+        if not 0 <= coerced <= 100:
+            problems.append(f"{coerced!r} is a percentage and must be within 0-100 (percent, not a 0-1 ratio)")
+        elif 0 < coerced < 1:  # 0 stays allowed (it disables what the threshold gates)
+            problems.append(f"{coerced!r} {PERCENT_NOT_RATIO}; {coerced!r} would mean {coerced!r} %, "
+                            f"write {coerced * 100:g} for {coerced * 100:g} %")
+    elif _is_ratio(option):
+        if not 0 < coerced <= 1:
+            problems.append(f"{coerced!r} is a ratio 0-1 (0.5 means 50 %), not a percent; must be > 0 and <= 1"
+                            + (f", e.g. {coerced / 100:g} for {coerced:g} %" if 1 < coerced <= 100 else ""))
     else:
         minimum = option.get("minimum", MINIMUMS.get(key, 0))
         if coerced < minimum:
@@ -366,7 +452,7 @@ def _near_miss(key: str, specs: list[RoleSpec]) -> str | None:
 def validate_inventory(inv: Inventory, specs: list[RoleSpec], rejections: list[Rejection]) -> int:
     """Check every source once, then the merged per-host view. Returns the number of knobs checked."""
     checked = 0
-    coerced: dict[tuple[Path, str], Any] = {}
+    coerced: dict[tuple[int, str], Any] = {}  # (id(source), key) -> checked value
     seen: set[int] = set()
     all_sources = [s for srcs in inv.group_sources.values() for s in srcs] + \
                   [s for srcs in inv.host_sources.values() for s in srcs]
@@ -399,7 +485,7 @@ def validate_inventory(inv: Inventory, specs: list[RoleSpec], rejections: list[R
             for problem in problems:
                 rejections.append(Rejection(_rel(src.file), key, problem, line))
             if not problems:
-                coerced[(src.file, key)] = value_ok
+                coerced[(id(src), key)] = value_ok
 
     # merged view per host: all < groups (by depth, then name) < host
     for host, groups in sorted(inv.hosts.items()):
@@ -408,20 +494,163 @@ def validate_inventory(inv: Inventory, specs: list[RoleSpec], rejections: list[R
         for src in [s for g in ordered for s in inv.group_sources.get(g, [])] + inv.host_sources.get(host, []):
             for key, value in src.variables.items():
                 merged[str(key)] = (value, src)
+        min_max_reported = False
         lo, hi = merged.get("autoscale_min_nodes"), merged.get("autoscale_max_nodes")
-        if lo is None or hi is None:
-            continue
-        lo_v, hi_v = coerced.get((lo[1].file, "autoscale_min_nodes")), coerced.get((hi[1].file, "autoscale_max_nodes"))
-        if isinstance(lo_v, int) and isinstance(hi_v, int) and lo_v > hi_v:
-            hi_where = _rel(hi[1].file)
-            hi_line = _line_of(hi[1].text, "autoscale_max_nodes")
-            rejections.append(Rejection(
-                _rel(lo[1].file), "autoscale_min_nodes",
-                f"{lo_v} is greater than autoscale_max_nodes {hi_v} "
-                f"(set in {hi_where}{':' + str(hi_line) if hi_line else ''}) for host {host}; "
-                "min_nodes must be <= max_nodes",
-                _line_of(lo[1].text, "autoscale_min_nodes")))
+        if lo is not None and hi is not None:
+            lo_v = coerced.get((id(lo[1]), "autoscale_min_nodes"))
+            hi_v = coerced.get((id(hi[1]), "autoscale_max_nodes"))
+            if isinstance(lo_v, int) and isinstance(hi_v, int) and lo_v > hi_v:
+                min_max_reported = True
+                hi_where = _rel(hi[1].file)
+                hi_line = _line_of(hi[1].text, "autoscale_max_nodes")
+                rejections.append(Rejection(
+                    _rel(lo[1].file), "autoscale_min_nodes",
+                    f"{lo_v} is greater than autoscale_max_nodes {hi_v} "
+                    f"(set in {hi_where}{':' + str(hi_line) if hi_line else ''}) for host {host}; "
+                    "min_nodes must be <= max_nodes",
+                    _line_of(lo[1].text, "autoscale_min_nodes")))
+        if AUTOSCALE_GROUP in groups or not any(AUTOSCALE_GROUP in g for g in inv.hosts.values()):
+            autoscale = next((s for s in specs if s.role == "k3s.autoscaler.autoscale"), None)
+            if autoscale is not None:
+                check_policy(inv, merged, coerced, autoscale, rejections,
+                             {"autoscale_min_nodes", "autoscale_max_nodes"} if min_max_reported else set())
     return checked
+
+
+# --------------------------------------------------------------------------------------------- the run's own rules
+def _policy_module():
+    """k3s.autoscaler's policy module_utils, imported from collections/ (the code the run's Decide step runs)."""
+    if str(COLLECTIONS) not in sys.path:
+        sys.path.insert(0, str(COLLECTIONS))
+    from ansible_collections.k3s.autoscaler.plugins.module_utils import policy
+
+    return policy
+
+
+def _line_of_path(text: str, path: list[str | int]) -> int | None:
+    """Line of ``path`` (a top-level key, then list indexes / mapping keys) in YAML ``text``; the deepest part
+    found. The top-level key is searched anywhere (hosts.yml nests variables under groups and hosts)."""
+    try:
+        root = yaml.compose(text, Loader=_Loader)
+    except yaml.YAMLError:
+        return None
+    stack, found = [root], None
+    while stack and found is None:
+        node = stack.pop()
+        if isinstance(node, yaml.MappingNode):
+            for k, v in node.value:
+                if isinstance(k, yaml.ScalarNode) and k.value == path[0]:
+                    found = (k, v)
+                    break
+            stack.extend(v for _k, v in reversed(node.value))
+        elif isinstance(node, yaml.SequenceNode):
+            stack.extend(reversed(node.value))
+    if found is None:
+        return None
+    line, node = found[0].start_mark.line + 1, found[1]
+    for part in path[1:]:
+        if isinstance(part, int) and isinstance(node, yaml.SequenceNode) and part < len(node.value):
+            node = node.value[part]
+            line = node.start_mark.line + 1
+        elif isinstance(node, yaml.MappingNode):
+            hit = next(((k, v) for k, v in node.value if isinstance(k, yaml.ScalarNode) and k.value == str(part)), None)
+            if hit is None:
+                break
+            line, node = hit[0].start_mark.line + 1, hit[1]
+        else:
+            break
+    return line
+
+
+_GROUP_FIELD = re.compile(r"^node_groups\[(\d+)\](?:\.(\w+))?$")
+_UNKNOWN_GROUP_KEY = re.compile(r"^unknown key '([^']*)'")
+# a field of the implicit node group (no autoscale_node_groups) -> the role variable it comes from
+_IMPLICIT_GROUP = {None: "autoscale_instance_type", "name": "autoscale_node_group",
+                   "instance_type": "autoscale_instance_type", "min_nodes": "autoscale_min_nodes",
+                   "max_nodes": "autoscale_max_nodes"}
+
+
+def check_policy(inv: Inventory, merged: dict[str, tuple[Any, Source]], coerced: dict[tuple[int, str], Any],
+                 spec: RoleSpec, rejections: list[Rejection], skip: set[str]) -> None:
+    """Run the collection's own config validation (policy.validate_config, which the run's Decide step -
+    k3s.autoscaler.k3s_scale_decision - runs) over one host's merged autoscale_* values mapped to the module's
+    option names (POLICY_CONFIG), defaults from the role spec. Values that are Jinja templates, that were already
+    rejected per key, or are in ``skip`` are replaced by stand-ins that cannot fail (POLICY_NEUTRAL or the role
+    default), so every rejection added here is caused by known values. validate_config stops at the first error:
+    it is called again with the offending value replaced by a stand-in until it passes, so every error is reported.
+    """
+    policy = _policy_module()
+    config: dict[str, Any] = {}
+    unknown = set(skip)
+    for var, name in POLICY_CONFIG.items():
+        default = (spec.options.get(var) or {}).get("default")
+        if var in merged:
+            src = merged[var][1]
+            if (id(src), var) in coerced and var not in skip:
+                config[name] = coerced[(id(src), var)]
+                continue
+            unknown.add(var)  # template or already rejected
+        config[name] = POLICY_NEUTRAL.get(var, default) if var in unknown else default
+    config["node_groups"] = config["node_groups"] or None  # cycle.yml: autoscale_node_groups or omit
+    reported: set[str] = set()
+    for _attempt in range(len(POLICY_CONFIG) + 2 * len(config.get("node_groups") or []) + 2):
+        try:
+            policy.validate_config(config)
+            return
+        except policy.ConfigError as exc:
+            field_name, message = str(exc.field), exc.message
+        var, key, path, fix = _policy_error_target(field_name, message, config)
+        if var is None or fix is None or key in reported:
+            rejections.append(Rejection(_rel(inv.path), field_name, f"{message} (policy.validate_config)"))
+            return
+        reported.add(key)
+        if var not in unknown:
+            src = merged[var][1] if var in merged else None
+            rejections.append(Rejection(
+                _rel(src.file) if src else _rel(spec.file), key,
+                f"{message} (the run's Decide step, k3s.autoscaler.k3s_scale_decision, fails on this)",
+                _line_of_path(src.text, path) if src else None))
+        fix()
+
+
+def _policy_error_target(field_name: str, message: str, config: dict[str, Any]):
+    """(role variable, reported KEY, YAML path, stand-in setter) for a policy ConfigError on ``field_name``."""
+    group = _GROUP_FIELD.match(field_name)
+    if group and config.get("node_groups"):  # an entry of autoscale_node_groups
+        idx, sub = int(group.group(1)), group.group(2)
+        path: list[str | int] = ["autoscale_node_groups", idx]
+        unknown_key = _UNKNOWN_GROUP_KEY.match(message)
+        if sub:
+            path.append(sub)
+        elif unknown_key:
+            path.append(unknown_key.group(1))
+        key = "autoscale_" + field_name + (f".{unknown_key.group(1)}" if unknown_key and not sub else "")
+
+        def placeholder():
+            config["node_groups"] = list(config["node_groups"])
+            config["node_groups"][idx] = {"name": f"validate-stand-in-{idx}", "instance_type": "t3.large",
+                                          "min_nodes": 0, "max_nodes": 1}
+        return "autoscale_node_groups", key, path, placeholder
+    if group:  # the implicit group built from autoscale_node_group / autoscale_instance_type / min / max
+        var = _IMPLICIT_GROUP.get(group.group(2), "autoscale_instance_type")
+    elif field_name == "node_groups":
+        var = "autoscale_node_groups"
+    else:
+        var = "autoscale_" + field_name
+    if var not in POLICY_CONFIG:
+        return None, field_name, [field_name], None
+    name = POLICY_CONFIG[var]
+
+    def stand_in():
+        config[name] = POLICY_NEUTRAL.get(var, _STAND_IN.get(name))
+        if var == "autoscale_min_nodes":  # the min/max message names min_nodes for both
+            config["max_nodes"] = POLICY_NEUTRAL["autoscale_max_nodes"]
+    return var, var, [var], stand_in
+
+
+# Stand-ins for a value the policy rejected, so the next call can find the next error (None = the policy's default).
+_STAND_IN: dict[str, Any] = {"node_group": "default", "instance_type": "t3.large", "policy": "threshold",
+                             "dry_run": False}
 
 
 def find_inventories(base: Path) -> list[Path]:
@@ -433,7 +662,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("inventories", nargs="*", type=Path,
                         help="inventory directories (default: every directory under inventories/ with a hosts.yml)")
-    parser.add_argument("--vault-password-file", help="vault password for encrypted var files (optional)")
+    parser.add_argument("--vault-password-file",
+                        help="vault password for encrypted var files (optional; one that does not open them is a "
+                             "rejection, so give one inventory with it)")
     parser.add_argument("--collection-roles", type=Path, default=COLLECTION_ROLES, help=argparse.SUPPRESS)
     parser.add_argument("--roles", type=Path, default=TOP_ROLES, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -456,6 +687,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"note: {note}")
     for line in summary:
         print(line)
+    rejections = list({str(r): r for r in rejections}.values())  # a file shared by several hosts: once
     if rejections:
         for rejection in rejections:
             print(f"REJECTED {rejection}", file=sys.stderr)

@@ -104,3 +104,26 @@ def test_preflight_refuses_settings_that_contradict_each_other_before_the_run(tm
         assert rc == 2 and message in out, (bad, out[-3000:])
         assert "Preflight" in out and "Take the run lock" not in out, (bad, out[-3000:])
     assert not os.path.exists(tmp_path / "state") and mock_ec2(store).list_instances() == []
+
+
+def test_preflight_names_max_nodes_below_1_and_percent_thresholds_written_as_ratios(tmp_path):
+    """max_nodes -1 is named as such (not only as "min_nodes must be <= max_nodes"); a CPU/memory threshold
+    between 0 and 1 is a ratio where a percent is expected (0.2 would mean 0.2 %). One run, every item checked."""
+    rc, out, store = _run(tmp_path, autoscale_max_nodes=-1, autoscale_cpu_threshold=0.2,
+                          autoscale_memory_threshold=0.5)
+    assert rc == 2, out[-3000:]
+    for message in ("autoscale_max_nodes (-1) must be >= 1",
+                    "autoscale_cpu_threshold (0.2) is a percent 0-100, not a ratio: 20 means 20 %",
+                    "autoscale_memory_threshold (0.5) is a percent 0-100, not a ratio: 20 means 20 %"):
+        assert message in out, (message, out[-3000:])
+    # the max_nodes item comes before the min/max one
+    assert out.index("autoscale_max_nodes (-1) must be >= 1") < out.index("autoscale_min_nodes (1) must be >= 0")
+    assert "Take the run lock" not in out and not os.path.exists(tmp_path / "state")
+    assert mock_ec2(store).list_instances() == []
+
+
+def test_preflight_allows_percent_thresholds_0_and_1(tmp_path):
+    """0 (and 1 %) are percents, not ratios: the run gets past the preflight (then holds on the closed Prometheus)."""
+    rc, out, _store = _run(tmp_path, autoscale_max_nodes=1, autoscale_cpu_threshold=0, autoscale_memory_threshold=1)
+    # the lock task runs only when every preflight item held
+    assert "Preflight" in out and "Take the run lock" in out, out[-3000:]

@@ -559,7 +559,7 @@ def decide(metrics, config, state, now, nodes_detail=None, pending_pods_detail=N
         warnings.append("no state_file: cooldowns (scale_up_cooldown, scale_down_cooldown) are NOT enforced")
     for field in ("cpu_threshold", "memory_threshold"):
         if 0 < cfg[field] <= 1:
-            warnings.append("%s %s is a percent (0-100), not a ratio; did you mean %s?"
+            warnings.append("%s %s is a percent 0-100, not a ratio: 20 means 20 %%; did you mean %s?"
                             % (field, _fmt(cfg[field]), _fmt(cfg[field] * 100)))
     up_left, down_left = _cooldowns(cfg, last_up, last_down, float(now), warnings)
 

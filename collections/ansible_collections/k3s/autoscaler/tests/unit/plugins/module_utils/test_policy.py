@@ -252,7 +252,7 @@ def test_inputs_record_numbers_and_config():
 
 def test_ratio_looking_threshold_warns():
     r = run(low(), cpu_threshold=0.2)
-    assert any("cpu_threshold 0.2 is a percent (0-100), not a ratio; did you mean 20?" == w for w in r["warnings"])
+    assert any("cpu_threshold 0.2 is a percent 0-100, not a ratio: 20 means 20 %; did you mean 20?" == w for w in r["warnings"])
 
 
 def test_decide_is_pure_and_does_not_mutate_inputs():
