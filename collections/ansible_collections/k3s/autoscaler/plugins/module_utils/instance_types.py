@@ -13,7 +13,9 @@ AWS publishes in ``DescribeInstanceTypes``:
 * ``memory_mib``: memory in MiB (``MemoryInfo.SizeInMiB``), an int. Multiply by
   1024 * 1024 for bytes; Kubernetes reports capacity in ``Ki`` (``memory_mib * 1024``).
 
-Covered families: t3 (nano..2xlarge), m5/c5/r5 (large..24xlarge).
+Covered families: t3 (nano..2xlarge), m5/c5/r5 (large..24xlarge), m6i/c6i/r6i (large..32xlarge). A type missing
+here is refused with :class:`UnknownInstanceTypeError` (``make validate`` reports it for inventories); add its
+``DescribeInstanceTypes`` figures here to use it.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -57,6 +59,36 @@ INSTANCE_TYPES = {
     "r5.12xlarge": {"vcpu": 48, "memory_mib": 393216},
     "r5.16xlarge": {"vcpu": 64, "memory_mib": 524288},
     "r5.24xlarge": {"vcpu": 96, "memory_mib": 786432},
+    # m6i: general purpose (Ice Lake), 4 GiB per vCPU
+    "m6i.large": {"vcpu": 2, "memory_mib": 8192},
+    "m6i.xlarge": {"vcpu": 4, "memory_mib": 16384},
+    "m6i.2xlarge": {"vcpu": 8, "memory_mib": 32768},
+    "m6i.4xlarge": {"vcpu": 16, "memory_mib": 65536},
+    "m6i.8xlarge": {"vcpu": 32, "memory_mib": 131072},
+    "m6i.12xlarge": {"vcpu": 48, "memory_mib": 196608},
+    "m6i.16xlarge": {"vcpu": 64, "memory_mib": 262144},
+    "m6i.24xlarge": {"vcpu": 96, "memory_mib": 393216},
+    "m6i.32xlarge": {"vcpu": 128, "memory_mib": 524288},
+    # c6i: compute optimised (Ice Lake), 2 GiB per vCPU
+    "c6i.large": {"vcpu": 2, "memory_mib": 4096},
+    "c6i.xlarge": {"vcpu": 4, "memory_mib": 8192},
+    "c6i.2xlarge": {"vcpu": 8, "memory_mib": 16384},
+    "c6i.4xlarge": {"vcpu": 16, "memory_mib": 32768},
+    "c6i.8xlarge": {"vcpu": 32, "memory_mib": 65536},
+    "c6i.12xlarge": {"vcpu": 48, "memory_mib": 98304},
+    "c6i.16xlarge": {"vcpu": 64, "memory_mib": 131072},
+    "c6i.24xlarge": {"vcpu": 96, "memory_mib": 196608},
+    "c6i.32xlarge": {"vcpu": 128, "memory_mib": 262144},
+    # r6i: memory optimised (Ice Lake), 8 GiB per vCPU
+    "r6i.large": {"vcpu": 2, "memory_mib": 16384},
+    "r6i.xlarge": {"vcpu": 4, "memory_mib": 32768},
+    "r6i.2xlarge": {"vcpu": 8, "memory_mib": 65536},
+    "r6i.4xlarge": {"vcpu": 16, "memory_mib": 131072},
+    "r6i.8xlarge": {"vcpu": 32, "memory_mib": 262144},
+    "r6i.12xlarge": {"vcpu": 48, "memory_mib": 393216},
+    "r6i.16xlarge": {"vcpu": 64, "memory_mib": 524288},
+    "r6i.24xlarge": {"vcpu": 96, "memory_mib": 786432},
+    "r6i.32xlarge": {"vcpu": 128, "memory_mib": 1048576},
 }
 
 

@@ -91,7 +91,8 @@ options:
   instance_type:
     description:
       - Instance type to launch, one of the table in C(plugins/module_utils/instance_types.py)
-        (t3.nano..t3.2xlarge, m5/c5/r5 .large..24xlarge). Unknown types fail with C(InvalidParameterValue).
+        (t3.nano..t3.2xlarge, m5/c5/r5 .large..24xlarge, m6i/c6i/r6i .large..32xlarge).
+        Unknown types fail with C(InvalidParameterValue).
       - Required when launching. Existing instances are not resized.
     type: str
   user_data:

@@ -25,6 +25,9 @@ from ansible_collections.k3s.autoscaler.plugins.module_utils.instance_types impo
         ("c5.18xlarge", 72, 147456),
         ("r5.large", 2, 16384),
         ("r5.24xlarge", 96, 786432),
+        ("m6i.large", 2, 8192),
+        ("c6i.32xlarge", 128, 262144),
+        ("r6i.16xlarge", 64, 524288),
     ],
 )
 def test_real_aws_values(name, vcpu, memory_mib):
@@ -41,6 +44,12 @@ def test_families_complete():
         # memory per vCPU is constant within these families
         ratios = set(INSTANCE_TYPES[n]["memory_mib"] // INSTANCE_TYPES[n]["vcpu"] for n in names)
         assert ratios == {{"m5": 4096, "c5": 2048, "r5": 8192}[fam]}
+    for fam in ("m6i", "c6i", "r6i"):
+        names = [n for n in known_instance_types() if n.startswith(fam + ".")]
+        assert [n.split(".")[1] for n in names] == ["large", "xlarge", "2xlarge", "4xlarge", "8xlarge", "12xlarge",
+                                                    "16xlarge", "24xlarge", "32xlarge"]
+        ratios = set(INSTANCE_TYPES[n]["memory_mib"] // INSTANCE_TYPES[n]["vcpu"] for n in names)
+        assert ratios == {{"m6i": 4096, "c6i": 2048, "r6i": 8192}[fam]}
 
 
 def test_get_returns_copy():
