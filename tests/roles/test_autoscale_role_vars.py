@@ -98,7 +98,9 @@ def test_preflight_refuses_settings_that_contradict_each_other_before_the_run(tm
              ({"autoscale_cpu_threshold": 150}, "autoscale_cpu_threshold (150"),
              ({"autoscale_scale_down_utilization_threshold": 50},
               "autoscale_scale_down_utilization_threshold (50"),
-             ({"autoscale_max_scale_up_step": 0}, "autoscale_max_scale_up_step (0) must be >= 1")]
+             ({"autoscale_max_scale_up_step": 0}, "autoscale_max_scale_up_step (0) must be >= 1"),
+             ({"autoscale_scale_up_cooldown": -5, "autoscale_drain_timeout": -1},
+              "autoscale_scale_up_cooldown, autoscale_drain_timeout: seconds must be >= 0")]
     for bad, message in cases:
         rc, out, store = _run(tmp_path, **bad)
         assert rc == 2 and message in out, (bad, out[-3000:])
