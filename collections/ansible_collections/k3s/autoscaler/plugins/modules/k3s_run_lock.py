@@ -91,7 +91,8 @@ msg:
   returned: always
   type: str
   sample: "another run holds the lock /var/lib/k3s-autoscaler/state.json.runlock: pid 4242 on host ctl since
-    2026-01-01T00:00:00Z; this run exits without acting (skipped: lock held). ..."
+    2026-01-01T00:00:00Z; this run exits without acting (skipped: lock held); it is still running on this host;
+    the next run after it ends will act"
 token:
   description: The lock token (pass it to O(state=released)); null unless RV(status=acquired).
   returned: always
