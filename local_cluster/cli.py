@@ -6,13 +6,24 @@ driver), the /metrics server and the real Prometheus; then writes ``<state-dir>/
 (keys: api_url, kubeconfig, metrics_url, prometheus_url (null with --no-prometheus), ec2_store, k3s_url,
 k3s_token, cluster_name, node_group, region, scenario, autoscaler, state_dir, textfile_dir, pid) and ticks until SIGTERM/SIGINT.
 On exit it stops Prometheus, the metrics server and the API, and removes cluster.json.
+
+One ``up`` per state dir: it holds ``fcntl.flock`` on ``<state-dir>/.local_cluster.lock`` for its whole life and
+a second ``up`` on the same dir refuses at once. Each ``up`` starts a NEW cluster (new API URL, new nodes), so
+it starts from a clean state dir: the previous run's mock-EC2 store (``ec2.sqlite`` and its SQLite -wal/-shm/
+-journal files, or the ``--ec2-store`` file), the autoscaler's ``state.json`` and its run-metrics textfile
+(``<textfile dir>/k3s_autoscaler.prom``) are moved to ``<state-dir>/previous/`` (replacing what was there) and
+a stale ``cluster.json`` is removed (see :func:`fresh_state`). Their instances were launched with the old
+cluster's ``K3S_URL`` and would never join the new one, yet count toward max_nodes. ``--keep-state`` keeps them.
 """
 from __future__ import annotations
 
 import argparse
+import errno
+import fcntl
 import json
 import logging
 import os
+import shutil
 import signal
 import sys
 import threading
@@ -32,7 +43,95 @@ def _write_json_atomic(path: str, data: dict) -> None:
     os.replace(tmp, path)
 
 
+LOCK_NAME = ".local_cluster.lock"
+PREVIOUS_DIR = "previous"
+SQLITE_SIDECARS = ("-wal", "-shm", "-journal")
+TEXTFILE_NAME = "k3s_autoscaler.prom"
+
+
+class StateDirBusy(RuntimeError):
+    """Another ``local_cluster up`` holds the state dir's lock."""
+
+
+def lock_state_dir(state_dir: str) -> int:
+    """Take ``fcntl.flock`` (exclusive, non-blocking) on ``<state_dir>/.local_cluster.lock`` and write our pid in it.
+
+    Returns the lock's file descriptor; keep it open for the life of the cluster (the kernel releases the lock
+    when the process exits, even on SIGKILL). Raises :class:`StateDirBusy` naming the holder's pid.
+    """
+    path = os.path.join(state_dir, LOCK_NAME)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as exc:
+        if exc.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+            os.close(fd)
+            raise
+        holder = os.read(fd, 32).decode(errors="replace").strip() or "?"
+        os.close(fd)
+        raise StateDirBusy(f"another `python -m local_cluster up` is running with state dir {state_dir} (pid {holder}); "
+                           f"stop it first (`python -m local_cluster down --state-dir {state_dir}`) or pass another "
+                           "--state-dir") from None
+    os.ftruncate(fd, 0)
+    os.write(fd, f"{os.getpid()}\n".encode())
+    return fd
+
+
+def fresh_state(state_dir: str, ec2_store: str, textfile_dir: str) -> list[str]:
+    """Start a new cluster from a clean state dir; returns the paths moved aside (as they were).
+
+    Moves, if present, the mock-EC2 store ``ec2_store`` with its SQLite ``-wal``/``-shm``/``-journal`` files,
+    ``<state_dir>/state.json`` (the autoscaler's state: cooldowns, events, intents) and
+    ``<textfile_dir>/k3s_autoscaler.prom`` (the autoscaler's run metrics) to ``<state_dir>/previous/``
+    (replacing an older copy there), and removes a stale ``<state_dir>/cluster.json``. Logs, kubeconfig,
+    lock files and anything else in the dir are left alone. Call it with the state dir locked
+    (:func:`lock_state_dir`): a running cluster's files must never be moved.
+    """
+    moved = []
+    candidates = [ec2_store] + [ec2_store + s for s in SQLITE_SIDECARS] + [
+        os.path.join(state_dir, "state.json"), os.path.join(textfile_dir, TEXTFILE_NAME)]
+    previous = os.path.join(state_dir, PREVIOUS_DIR)
+    for path in candidates:
+        if not os.path.lexists(path):
+            continue
+        os.makedirs(previous, mode=0o700, exist_ok=True)
+        target = os.path.join(previous, os.path.basename(path))
+        if os.path.lexists(target):
+            os.unlink(target)
+        shutil.move(path, target)
+        moved.append(path)
+    if ec2_store in moved:  # an older run's sidecar in previous/ must not pair with the store just moved there
+        for sidecar in SQLITE_SIDECARS:
+            target = os.path.join(previous, os.path.basename(ec2_store) + sidecar)
+            if os.path.lexists(target) and ec2_store + sidecar not in moved:
+                os.unlink(target)
+    info_path = os.path.join(state_dir, "cluster.json")
+    if os.path.lexists(info_path):
+        os.unlink(info_path)
+    return moved
+
+
 def cmd_up(args) -> int:
+    from local_cluster.workloads import ScenarioError
+
+    state_dir = os.path.abspath(args.state_dir)
+    os.makedirs(state_dir, exist_ok=True)
+    try:
+        lock_fd = lock_state_dir(state_dir)
+    except StateDirBusy as exc:
+        print(f"local_cluster up: error: {exc}", file=sys.stderr)
+        return 1
+    try:
+        return _up(args, state_dir)
+    except ScenarioError as exc:
+        # a bad --scenario / --trace: one clear line, no traceback (nothing was started, no state moved)
+        print(f"local_cluster up: error: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        os.close(lock_fd)
+
+
+def _up(args, state_dir: str) -> int:
     from local_cluster.clock import RealClock
     from local_cluster.exporter import MetricsServer
     from local_cluster.kubeapi import KubeAPI
@@ -41,17 +140,25 @@ def cmd_up(args) -> int:
     from local_cluster.trace import CITATION, apply_trace
     from local_cluster.workloads import load_scenario
 
-    state_dir = os.path.abspath(args.state_dir)
-    os.makedirs(state_dir, exist_ok=True)
     info_path = os.path.join(state_dir, "cluster.json")
-    if os.path.exists(info_path):
-        os.unlink(info_path)
     scenario = load_scenario(args.scenario)
     if args.speed:
         scenario.speed = args.speed
     if scenario.trace is not None or args.trace:
         wls = apply_trace(scenario, args.trace)
         log.info("trace: %d CPU-only pods from the Alibaba openb trace (%s)", len(wls), CITATION)
+    ec2_store = os.path.abspath(args.ec2_store or os.path.join(state_dir, "ec2.sqlite"))
+    textfile_dir = os.path.abspath(args.textfile_dir or os.path.join(state_dir, "textfile"))
+    if args.keep_state:
+        if os.path.lexists(info_path):
+            os.unlink(info_path)  # stale: the lock says no cluster runs on this dir
+        log.info("--keep-state: reusing %s, %s and the textfile of the previous run (their instances only join "
+                 "if they carry this cluster's K3S_URL)", ec2_store, os.path.join(state_dir, "state.json"))
+    else:
+        moved = fresh_state(state_dir, ec2_store, textfile_dir)
+        if moved:
+            log.info("fresh state: moved the previous run's %s to %s (--keep-state reuses them)",
+                     ", ".join(os.path.basename(p) for p in moved), os.path.join(state_dir, PREVIOUS_DIR))
     clock = RealClock()
     stop = threading.Event()
 
@@ -62,7 +169,6 @@ def cmd_up(args) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
 
-    ec2_store = os.path.abspath(args.ec2_store or os.path.join(state_dir, "ec2.sqlite"))
     ec2 = ThreadLocalEC2(ec2_store, region=args.region or scenario.region, clock=clock)
     api = KubeAPI(port=args.api_port, kubeconfig_path=os.path.join(state_dir, "kubeconfig")).start()
     log.info("kube API at %s (kubeconfig %s)", api.url, api.kubeconfig_path)
@@ -84,7 +190,6 @@ def cmd_up(args) -> int:
 
         ticker = threading.Thread(target=tick_loop, name="simulation", daemon=True)
         ticker.start()
-        textfile_dir = os.path.abspath(args.textfile_dir or os.path.join(state_dir, "textfile"))
         os.makedirs(textfile_dir, exist_ok=True)
         metrics = MetricsServer(sim, port=args.metrics_port, textfile_dir=textfile_dir).start()
         log.info("metrics at %s", metrics.url)
@@ -233,6 +338,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
     up = sub.add_parser("up", help="start the local cluster and run until SIGTERM/SIGINT")
     up.add_argument("--state-dir", default="run/local")
+    up.add_argument("--keep-state", action="store_true",
+                    help="reuse the previous run's mock-EC2 store, state.json and run-metrics textfile (default: move "
+                         "them to <state-dir>/previous/; their instances carry the old cluster's K3S_URL and would "
+                         "never join)")
     up.add_argument("--scenario", default="burst", help="scenario name in local_cluster/scenarios/ or a YAML path")
     up.add_argument("--trace", default=None, help="Alibaba openb pod CSV (relative to the repo root); implies trace replay")
     up.add_argument("--api-port", type=int, default=0)

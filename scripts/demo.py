@@ -17,11 +17,25 @@ the same four figures under the same names (see LEGEND):
 
 Launched / drained nodes come from the state file's events of the run (``instance_ids``, ``node_names``);
 evicted pods are the non-DaemonSet pods bound to the drained node before the run and gone after it
-(``GET /api/v1/pods`` before and after). A failed run's full output goes to ``<run dir>/cycle-NN.log``.
+(``GET /api/v1/pods`` before and after). A failed run's full output goes to ``<run dir>/cycle-NN.log``; its
+detail line quotes the failed task's message (see :func:`playbook_failure`).
+
+A run that fails in the role's configuration checks (tasks "Validating arguments against arg spec", "Refuse
+autoscale_* variables ...", "Preflight - ..."), on a template error of an inventory variable (e.g. no
+cluster.json to read the Prometheus URL from) or before any task ran (vault, playbook parse error) stops
+``make run`` at once with that message and exit code 2: the next cycle would fail the same way. Any other
+failure (Prometheus hiccup, EC2 error) is shown and the loop goes on.
+
+The run dir is ``--run-dir``, else ``$LOCAL_CLUSTER_DIR``, else ``run/local``. One ``make run`` per run dir:
+it holds ``fcntl.flock`` on ``<run dir>/.make-run.lock`` for the whole run and a second one refuses at once.
+The local cluster (``python -m local_cluster up``) starts from a clean run dir itself (it moves the previous
+mock-EC2 store, state.json and run-metrics textfile to ``<run dir>/previous/``).
 
 Everything started here is stopped on exit, on error and on Ctrl-C.
 """
 import argparse
+import errno
+import fcntl
 import glob
 import json
 import os
@@ -240,8 +254,9 @@ def detail_line(row):
     for r in row.get("launch_failed") or []:
         parts.append("launch in node group %s failed (%s)" % (r["node_group"], r["error_code"] or "no error code"))
     if row.get("rc"):
-        parts.append("run failed (rc=%s): %s; full output %s" % (row["rc"], _shorten(row.get("error") or "?"),
-                                                                 row.get("log") or "-"))
+        task = (' in task "%s"' % _shorten(row["failed_task"], 60)) if row.get("failed_task") else ""
+        parts.append("run failed (rc=%s)%s: %s; full output %s" % (
+            row["rc"], task, _shorten(row.get("error") or "?", 200), row.get("log") or "-"))
     return ("    " + "; ".join(parts)) if parts else None
 
 
@@ -281,20 +296,120 @@ def table_lines(rows):
     return out
 
 
-def failure_message(res):
-    """The failed task's ``msg`` (last one in the JSON callback output), else the last stderr line."""
-    msg = None
-    for line in res.stdout.splitlines():
-        line = line.strip()
-        if line.startswith('"msg": '):
+# Tasks of the role that check its configuration before anything else: a failure there repeats every cycle.
+CONFIG_TASKS = ("Validating arguments against arg spec", "Refuse autoscale_* variables", "Preflight - ")
+_TASK = re.compile(r"^TASK \[(?P<name>.*)\] \**$")
+_RESULT = re.compile(r"^(?:fatal: \[[^\]]*\]: FAILED!|failed: \[[^\]]*\] \(item=.*\)) => (?P<json>.*)$")
+_ORIGIN = re.compile(r"^Origin: (?P<path>[^<]\S*?)(?::\d+){0,2}$")
+_PREFIXES = ("Task failed: ", "Action failed: ", "Module failed: ")
+_INVENTORY_PATH = re.compile(r"(^|/)(inventories|group_vars|host_vars)/")
+
+
+def _strip_prefixes(text):
+    text = " ".join(str(text).split())
+    changed = True
+    while changed:
+        changed = False
+        for p in _PREFIXES:
+            if text.startswith(p):
+                text, changed = text[len(p):], True
+    return text
+
+
+def _result_json(first, rest):
+    """The JSON object after ``=>``: on the line itself (json result format) or spread over the next lines
+    (pretty-printed). Returns (dict or None, lines consumed after the first)."""
+    try:
+        return json.loads(first), 0
+    except ValueError:
+        pass
+    buf = first
+    for i, line in enumerate(rest[:400]):
+        buf += "\n" + line
+        if line.startswith("}"):
             try:
-                msg = json.loads(line[len('"msg": '):].rstrip(","))
+                return json.loads(buf), i + 1
             except ValueError:
-                msg = line[len('"msg": '):]
-    if msg is None:
-        tail = [x for x in res.stderr.strip().splitlines() if x.strip()]
-        msg = tail[-1] if tail else None
-    return msg
+                pass
+    return None, 0
+
+
+def _result_message(result):
+    if not isinstance(result, dict):
+        return None
+    msg = result.get("msg")
+    if msg and msg != "One or more items failed":
+        return _strip_prefixes(msg)
+    for key in ("stderr", "module_stderr", "exception"):
+        tail = [x for x in str(result.get(key) or "").splitlines() if x.strip()]
+        if tail:
+            return _strip_prefixes(tail[-1])
+    return None
+
+
+def playbook_failure(rc, stdout, stderr=""):
+    """Why an ``ansible-playbook`` run failed, from its default-callback output as ``make run`` captures it
+    (``ANSIBLE_CALLBACK_RESULT_FORMAT=json``: ``fatal: [host]: FAILED! => {...}`` per failed task, ``failed:
+    [host] (item=...) => {...}`` per failed loop item, each after an ``[ERROR]: Task failed: ...`` block whose
+    ``Origin:`` lines name the task file and, for a template error, the variable's file).
+
+    Returns None for rc 0, else ``{"task": name of the failed task without its role prefix, or None,
+    "msg": the failed result's ``msg`` (loop items joined by "; ") on one line, else the last ``[ERROR]:``
+    text, else the last stderr line, or None, "config": bool}``. The failure taken is the last one not
+    followed by ``...ignoring`` (a rescued failure is followed by the one that failed the run).
+
+    ``config`` is True when the next cycle cannot succeed either: the task is one of :data:`CONFIG_TASKS`,
+    an ``Origin:`` of its error is an inventory file (``inventories/``, ``group_vars/``, ``host_vars/``: a
+    template error of an inventory variable), or no task ran at all and ansible-playbook exited 1, 4 or 5
+    (vault, inventory or playbook parse errors, bad options).
+    """
+    if rc == 0:
+        return None
+    lines = stdout.splitlines()
+    task, task_seen, origins, errors = None, False, [], []
+    failures = []  # [{"task", "msgs", "origins", "open"}], one per failed task (a loop's items share one)
+    i = 0
+    while i < len(lines):
+        line = lines[i].rstrip()
+        task_header = _TASK.match(line)
+        result = _RESULT.match(line)
+        if task_header:
+            task, task_seen, origins = task_header.group("name").split(" : ", 1)[-1].strip(), True, []
+            if failures:
+                failures[-1]["open"] = False
+        elif line.startswith("[ERROR]: "):
+            errors.append(_strip_prefixes(line[len("[ERROR]: "):]))
+        elif _ORIGIN.match(line):
+            origins.append(_ORIGIN.match(line).group("path"))
+        elif result:
+            data, used = _result_json(result.group("json"), lines[i + 1:])
+            i += used
+            msg = _result_message(data) if data is not None else _strip_prefixes(result.group("json"))
+            if failures and failures[-1]["open"]:
+                failures[-1]["msgs"].append(msg)
+                failures[-1]["origins"] = list(origins)
+            else:
+                failures.append({"task": task, "msgs": [msg], "origins": list(origins), "open": True})
+        elif line.strip() == "...ignoring" and failures:
+            failures.pop()
+        i += 1
+    stderr_errors = [_strip_prefixes(x[len("[ERROR]: "):]) for x in stderr.splitlines() if x.startswith("[ERROR]: ")]
+    if failures:
+        f = failures[-1]
+        msgs = [x for x in f["msgs"] if x]
+        msg = "; ".join(dict.fromkeys(msgs)) or (errors[-1] if errors else None)
+        config = (any(f["task"] and f["task"].startswith(c) for c in CONFIG_TASKS)
+                  or any(_INVENTORY_PATH.search(o) for o in f["origins"]))
+        return {"task": f["task"], "msg": msg, "config": bool(config)}
+    tail = [x.strip() for x in stderr.splitlines() if x.strip()]
+    msg = (stderr_errors or errors or [None])[-1] or (_strip_prefixes(tail[-1]) if tail else None)
+    return {"task": None, "msg": msg, "config": (not task_seen) and rc in (1, 4, 5)}
+
+
+def failure_message(res):
+    """The failed task's message on one line (see :func:`playbook_failure`), or None."""
+    failure = playbook_failure(res.returncode or 1, res.stdout, res.stderr)
+    return failure["msg"] if failure else None
 
 
 def build_row(cycle, t, took, res, summary, textfile, ready, details, log_path=None):
@@ -314,7 +429,10 @@ def build_row(cycle, t, took, res, summary, textfile, ready, details, log_path=N
                check_mode=s.get("check_mode", False), reason=s.get("reason"))
     row.update(details)
     if res.returncode != 0:
-        row["error"] = failure_message(res)
+        failure = playbook_failure(res.returncode, res.stdout, res.stderr)
+        row["error"] = failure["msg"]
+        row["failed_task"] = failure["task"]
+        row["config_error"] = failure["config"]
         row["log"] = log_path
     return row
 
@@ -401,6 +519,50 @@ def chart(rows, path, title):
     plt.close(fig)
 
 
+LOCK_NAME = ".make-run.lock"
+
+
+def take_run_lock(run_dir):
+    """Exclusive ``fcntl.flock`` on ``<run_dir>/.make-run.lock`` (our pid written in it), held until the process
+    exits; returns its file descriptor. A second ``make run`` on the same run dir would delete the first one's
+    state and autoscale the wrong cluster, so it raises SystemExit at once naming the holder's pid."""
+    path = os.path.join(run_dir, LOCK_NAME)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as exc:
+        if exc.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+            os.close(fd)
+            raise
+        holder = os.read(fd, 32).decode(errors="replace").strip() or "?"
+        os.close(fd)
+        raise SystemExit("another make run is active in this checkout (pid %s, run dir %s); stop it first (Ctrl-C) "
+                         "or use LOCAL_CLUSTER_DIR=<another dir> make run" % (holder, run_dir)) from None
+    os.ftruncate(fd, 0)
+    os.write(fd, ("%d\n" % os.getpid()).encode())
+    return fd
+
+
+def scenario_has_trace(name):
+    """True/False: the scenario (name or YAML path) replays a trace (its ``trace:`` section); None if it does
+    not load (the local cluster then reports why, with the known names)."""
+    sys.path.insert(0, ROOT)
+    from local_cluster.workloads import load_scenario
+    try:
+        return load_scenario(name).trace is not None
+    except Exception:
+        return None
+
+
+def config_stop_message(row):
+    """What ``make run`` prints when a run failed in the role's configuration checks (``row["config_error"]``)."""
+    where = ('task "%s"' % row["failed_task"]) if row.get("failed_task") else "ansible-playbook, before any task ran"
+    return ("==> stopping: the autoscale run failed in its configuration checks (%s); every later cycle would fail "
+            "the same way:\n    %s\n    Fix it (inventories/local/group_vars/k3s_clusters/*.yml, or the scenario's "
+            "settings) and start make run again. Full output: %s" % (
+                where, row.get("error") or "(no message; see the full output)", row.get("log") or "-"))
+
+
 def main(argv=None):
     with open(AUTOSCALER_VARS) as f:
         inv = yaml.safe_load(f)
@@ -411,24 +573,31 @@ def main(argv=None):
                    help="seconds between autoscale runs (default: inventory autoscale_check_interval)")
     p.add_argument("--duration", type=float, default=None,
                    help="seconds to run (default: the scenario's duration, else 360)")
-    p.add_argument("--run-dir", default=os.path.join(ROOT, "run", "local"))
+    p.add_argument("--run-dir", default=os.environ.get("LOCAL_CLUSTER_DIR") or os.path.join(ROOT, "run", "local"),
+                   help="the local cluster's state dir (default: $LOCAL_CLUSTER_DIR, else run/local); one make run "
+                        "per run dir")
     p.add_argument("--out", default=os.path.join(ROOT, "out"))
     p.add_argument("--start-timeout", type=float, default=90)
     p.add_argument("--check", action="store_true", help="run the playbook in check mode (dry run)")
     args = p.parse_args(argv)
+    args.run_dir = os.path.abspath(os.path.join(ROOT, args.run_dir))
+    if args.trace and scenario_has_trace(args.scenario) is False:
+        raise SystemExit("TRACE=%s only applies to SCENARIO=trace (a trace replay), not SCENARIO=%s: run `make run "
+                         "SCENARIO=trace TRACE=%s`, or drop TRACE" % (args.trace, args.scenario, args.trace))
 
     os.makedirs(args.run_dir, mode=0o700, exist_ok=True)
+    lock_fd = take_run_lock(args.run_dir)  # noqa: F841 - held until exit
     os.makedirs(args.out, exist_ok=True)
-    stale = [os.path.join(args.run_dir, p) for p in ("state.json", "ec2.sqlite", "textfile/k3s_autoscaler.prom")]
-    for path in stale + glob.glob(os.path.join(args.run_dir, "cycle-*.log")):
-        if os.path.exists(path):
-            os.unlink(path)
+    # the previous run's state.json, ec2.sqlite and textfile: `local_cluster up` moves them aside itself
+    for path in glob.glob(os.path.join(args.run_dir, "cycle-*.log")):
+        os.unlink(path)
     env = dict(os.environ, LOCAL_CLUSTER_DIR=args.run_dir, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"),
                ANSIBLE_FORCE_COLOR="0", PYTHONUNBUFFERED="1",
                ANSIBLE_CALLBACK_RESULT_FORMAT="json")
     proc = None
     rows = []
     interrupted = False
+    fatal = None
 
     def on_signal(signum, _frame):
         raise KeyboardInterrupt
@@ -474,12 +643,18 @@ def main(argv=None):
             detail = detail_line(row)
             if detail:
                 log(detail)
+            if row.get("config_error"):
+                fatal = row
+                break
             time.sleep(max(0.0, args.interval - (time.time() - t_cycle)))
     except KeyboardInterrupt:
         interrupted = True
         log("==> interrupted; stopping")
     finally:
         stop_cluster(proc)
+    if fatal is not None and not any(r["rc"] == 0 for r in rows):
+        log(config_stop_message(fatal))
+        return 2
     if not rows:
         return 1
     ups = sum(1 for r in rows if r["decision"] == "scale_up")
@@ -488,12 +663,19 @@ def main(argv=None):
     log("\n" + LEGEND)
     log("\n".join(table_lines(rows)))
     png = os.path.join(args.out, "autoscale-%s.png" % args.scenario)
-    chart(rows, png, "k3s-autoscaler on the local cluster: scenario %s" % args.scenario)
-    with open(os.path.join(args.out, "autoscale-%s.json" % args.scenario), "w") as f:
+    tmp = "%s.tmp.%d.png" % (png, os.getpid())  # written whole, then renamed: a reader never sees half a file
+    chart(rows, tmp, "k3s-autoscaler on the local cluster: scenario %s" % args.scenario)
+    os.replace(tmp, png)
+    out_json = os.path.join(args.out, "autoscale-%s.json" % args.scenario)
+    with open(out_json + ".tmp.%d" % os.getpid(), "w") as f:
         json.dump(rows, f, indent=1)
+    os.replace(out_json + ".tmp.%d" % os.getpid(), out_json)
     ready = [r["ready"] for r in rows if r["ready"] is not None]
     log("\n==> %d cycles: %d scale_up, %d scale_down, %d failed runs; peak %s Ready worker nodes; chart %s" % (
         len(rows), ups, downs, errors, max(ready) if ready else "?", png))
+    if fatal is not None:
+        log(config_stop_message(fatal))
+        return 2
     return 130 if interrupted else 0
 
 

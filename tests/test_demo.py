@@ -2,8 +2,12 @@
 same figures under the same names; launched / drained nodes and evicted pods come from the run's state-file
 events and a before/after read of the (emulated) Kubernetes API; stale or missing figures stay unknown ("?").
 
-Fast: no playbook runs; the API is local_cluster's emulated Kubernetes API on a free port (no Prometheus).
+Why a run failed is read from REAL ansible-playbook output (a few one-second runs of playbooks/autoscale.yml that
+fail in the role's checks or on an unreachable Prometheus, before any cluster exists); the main loop's stop /
+keep-going decision, the make-run lock and the start-up errors are tested with the cluster start stubbed or with
+a real `local_cluster up --no-prometheus`. The API is local_cluster's emulated Kubernetes API on a free port.
 """
+import json
 import os
 import subprocess
 import sys
@@ -219,12 +223,217 @@ def test_both_scripts_use_the_shared_start_and_stop():
     assert demo.stop_cluster is bench_cycle.stop_cluster is cluster_process.stop_cluster
 
 
-def test_start_cluster_that_exits_names_its_log_and_stop_is_idempotent(tmp_path):
-    with pytest.raises(SystemExit, match="exited with .* during start-up; see .*local_cluster.log"):
+def test_start_cluster_that_exits_quotes_the_error_and_stop_is_idempotent(tmp_path):
+    with pytest.raises(SystemExit) as exc:
         cluster_process.start_cluster(str(tmp_path), "no-such-scenario-xyz", timeout=60, poll=0.1)
-    assert (tmp_path / "local_cluster.log").exists()
+    msg = str(exc.value)
+    assert msg.startswith("local cluster exited with 2 during start-up:\n")
+    assert "scenario 'no-such-scenario-xyz' not found" in msg and "known scenarios: " in msg and "burst" in msg
+    assert msg.endswith("(full log: %s)" % (tmp_path / "local_cluster.log")) and "Traceback" not in msg
+    with pytest.raises(SystemExit, match=r"trace CSV not found: /nonexistent\.csv"):
+        cluster_process.start_cluster(str(tmp_path), "trace", 60, ["--trace", "/nonexistent.csv"], poll=0.1)
     p = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"], start_new_session=True)
     cluster_process.stop_cluster(p, timeout=10)
     assert p.returncode is not None
     cluster_process.stop_cluster(p)  # already stopped: no error
     cluster_process.stop_cluster(None)
+
+
+
+def test_log_error_lines_picks_the_exception_line_not_the_traceback_frames(tmp_path):
+    log = tmp_path / "local_cluster.log"
+    log.write_text("2026-01-01 local_cluster kube API at http://127.0.0.1:1\nTraceback (most recent call last):\n"
+                   '  File "x.py", line 3, in <module>\n    raise PrometheusError(f"...")\n'
+                   "local_cluster.prometheus.PrometheusError: Prometheus exited with code 1 during startup\n\n")
+    assert cluster_process.log_error_lines(str(log)) == [
+        "local_cluster.prometheus.PrometheusError: Prometheus exited with code 1 during startup"]
+    log.write_text("a\nb\nc\nd\ne\nf\n")  # no error line: the tail
+    assert cluster_process.log_error_lines(str(log)) == ["b", "c", "d", "e", "f"]
+    log.write_text("")
+    assert cluster_process.log_error_lines(str(log)) == ["(log is empty)"]
+    assert cluster_process.log_error_lines(str(tmp_path / "missing.log"))[0].startswith("(no log: ")
+
+
+def test_start_cluster_ignores_a_stale_cluster_json(tmp_path):
+    (tmp_path / "cluster.json").write_text(json.dumps({"pid": 1, "api_url": "http://127.0.0.1:1"}))
+    proc, info = cluster_process.start_cluster(str(tmp_path), "steady", 60, ["--no-prometheus"], poll=0.1)
+    try:
+        assert info["pid"] == proc.pid and info["api_url"] != "http://127.0.0.1:1"
+    finally:
+        cluster_process.stop_cluster(proc)
+    assert proc.returncode == 0
+
+
+# ---------------------------------------------------------------- why a run failed (real ansible-playbook output)
+
+
+@pytest.fixture(scope="module")
+def failed_runs(tmp_path_factory):
+    """Real runs of playbooks/autoscale.yml that fail (each about a second; no cluster needed):
+
+    * ``typo``: ``-e autoscale_max_node=3`` (the role refuses unknown autoscale_* variables);
+    * ``no_cluster``: no cluster.json in LOCAL_CLUSTER_DIR (template error of the inventory's
+      autoscale_prometheus_url, raised in the arg-spec validation);
+    * ``preflight``: ``autoscale_max_nodes=0`` (Preflight loop, two failed items);
+    * ``prometheus``: cluster.json points at a closed Prometheus port (metrics fail, the run holds and fails).
+    """
+    out = {}
+    for name, extra, with_cluster in (("typo", {"autoscale_max_node": 3}, True), ("no_cluster", None, False),
+                                      ("preflight", {"autoscale_max_nodes": 0}, True), ("prometheus", None, True)):
+        d = tmp_path_factory.mktemp("run-" + name)
+        if with_cluster:
+            (d / "cluster.json").write_text(json.dumps({
+                "prometheus_url": "http://127.0.0.1:1", "kubeconfig": str(d / "kubeconfig"),
+                "ec2_store": str(d / "ec2.sqlite"), "k3s_url": "http://127.0.0.1:2"}))
+        env = dict(os.environ, LOCAL_CLUSTER_DIR=str(d), ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg"),
+                   ANSIBLE_FORCE_COLOR="0", ANSIBLE_CALLBACK_RESULT_FORMAT="json")
+        env.pop("ANSIBLE_STDOUT_CALLBACK", None)
+        res, _took = demo.run_cycle(env, False, extra)
+        out[name] = res
+    return out
+
+
+def test_config_failures_are_named_with_their_message_and_stop(failed_runs):
+    typo = demo.playbook_failure(failed_runs["typo"].returncode, failed_runs["typo"].stdout, failed_runs["typo"].stderr)
+    assert failed_runs["typo"].returncode == 2
+    assert typo["config"] is True and typo["task"].startswith("Refuse autoscale_* variables")
+    assert typo["msg"].startswith("autoscale_max_node: not an option of role k3s.autoscaler.autoscale")
+    res = failed_runs["no_cluster"]
+    nc = demo.playbook_failure(res.returncode, res.stdout, res.stderr)
+    assert nc["config"] is True and nc["task"].startswith("Validating arguments against arg spec")
+    assert nc["msg"].startswith("autoscale_prometheus_url: no /") and "/cluster.json to read it from" in nc["msg"]
+    res = failed_runs["preflight"]
+    pre = demo.playbook_failure(res.returncode, res.stdout, res.stderr)
+    assert pre["config"] is True and pre["task"].startswith("Preflight - ")
+    assert pre["msg"].startswith("autoscale_max_nodes (0) must be >= 1") and "; autoscale_min_nodes (1)" in pre["msg"]
+    for f in (typo, nc, pre):
+        assert "\n" not in f["msg"] and not f["msg"].startswith("Task failed")
+
+
+def test_a_prometheus_failure_is_named_and_is_not_a_config_error(failed_runs):
+    res = failed_runs["prometheus"]
+    assert res.returncode == 2
+    got = demo.playbook_failure(res.returncode, res.stdout, res.stderr)
+    assert got["config"] is False and got["task"].startswith("Fail the run when the inputs were uncertain")
+    assert "cannot connect to Prometheus at http://127.0.0.1:1/api/v1/query" in got["msg"]
+
+
+def test_detail_line_quotes_the_failed_tasks_message(failed_runs):
+    row = demo.build_row(1, 0.0, 1.2, failed_runs["typo"], None, {}, None, {}, "run/local/cycle-01.log")
+    assert row["decision"] == "error" and row["config_error"] is True
+    detail = demo.detail_line(row)
+    assert detail.startswith('    run failed (rc=2) in task "Refuse autoscale_* variables')
+    assert "autoscale_max_node: not an option of role" in detail and detail.endswith(
+        "; full output run/local/cycle-01.log")
+    assert "\n" not in detail and ": ?;" not in detail
+
+
+def test_failures_before_any_task_and_ignored_ones():
+    # wrong vault password: rc 4, nothing but PLAY on stdout, the [ERROR] on stderr
+    got = demo.playbook_failure(4, "\nPLAY [Autoscale k3s node groups] ****\n",
+                                "[ERROR]: Decryption failed (no vault secrets were found that could decrypt).\n")
+    assert got == {"task": None, "msg": "Decryption failed (no vault secrets were found that could decrypt).",
+                   "config": True}
+    # killed (negative rc) before a task: not a configuration error
+    assert demo.playbook_failure(-9, "", "")["config"] is False
+    out = ("TASK [r : Probe] ***\nfatal: [local]: FAILED! => {\"msg\": \"probe failed\"}\n...ignoring\n"
+           "TASK [r : Launch 2 node(s)] ***\nfatal: [local]: FAILED! => {\"msg\": \"Task failed: Action failed: "
+           "InsufficientInstanceCapacity: no m5.large in us-east-1a\"}\n")
+    assert demo.playbook_failure(2, out) == {"task": "Launch 2 node(s)", "config": False,
+                                             "msg": "InsufficientInstanceCapacity: no m5.large in us-east-1a"}
+    assert demo.playbook_failure(0, out) is None
+
+
+# ---------------------------------------------------------------- the main loop: stop on config errors, else go on
+
+
+@pytest.fixture
+def stub_cluster(monkeypatch, tmp_path):
+    """main() with the cluster start/stop and API reads stubbed; ``calls`` counts the playbook runs."""
+    state = {"runs": [], "started": 0}
+
+    def start(run_dir, scenario, timeout, extra=()):
+        state["started"] += 1
+        return None, {"kubeconfig": str(tmp_path / "kubeconfig"), "prometheus_url": None, "api_url": "x"}
+
+    monkeypatch.setattr(demo, "start_cluster", start)
+    monkeypatch.setattr(demo, "stop_cluster", lambda proc: None)
+    monkeypatch.setattr(demo, "kube_api", lambda path: None)
+    monkeypatch.setattr(demo, "pods_by_node", lambda api: {})
+    monkeypatch.setattr(demo, "ready_worker_nodes", lambda api: 1)
+    return state
+
+
+def _main_args(tmp_path):
+    return ["--scenario", "steady", "--run-dir", str(tmp_path / "run"), "--out", str(tmp_path / "out"),
+            "--interval", "0", "--duration", "600"]
+
+
+def test_main_stops_after_the_first_cycle_on_a_config_error(failed_runs, stub_cluster, monkeypatch, tmp_path,
+                                                            capsys):
+    def run_cycle(env, check, extra=None):
+        stub_cluster["runs"].append(env["LOCAL_CLUSTER_DIR"])
+        if len(stub_cluster["runs"]) > 1:
+            raise KeyboardInterrupt  # a second cycle: the bug this test catches
+        return failed_runs["typo"], 1.0
+
+    monkeypatch.setattr(demo, "run_cycle", run_cycle)
+    assert demo.main(_main_args(tmp_path)) == 2
+    assert stub_cluster["runs"] == [str(tmp_path / "run")]
+    out = capsys.readouterr().out
+    assert 'run failed (rc=2) in task "Refuse autoscale_* variables' in out
+    assert "==> stopping: the autoscale run failed in its configuration checks" in out
+    assert out.rstrip().splitlines()[-2].strip().startswith("autoscale_max_node: not an option of role")
+    assert (tmp_path / "run" / "cycle-01.log").read_text().startswith(failed_runs["typo"].stdout[:200])
+    assert not (tmp_path / "out" / "autoscale-steady.png").exists()  # no chart of a run that never ran
+
+
+def test_main_keeps_going_after_a_prometheus_failure(failed_runs, stub_cluster, monkeypatch, tmp_path, capsys):
+    def run_cycle(env, check, extra=None):
+        stub_cluster["runs"].append(1)
+        if len(stub_cluster["runs"]) == 3:
+            raise KeyboardInterrupt  # Ctrl-C during the third cycle
+        return failed_runs["prometheus"], 1.0
+
+    monkeypatch.setattr(demo, "run_cycle", run_cycle)
+    assert demo.main(_main_args(tmp_path)) == 130
+    out = capsys.readouterr().out
+    assert out.count("cannot connect to Prometheus at http://127.0.0.1:1") >= 2 and "stopping:" not in out
+    assert (tmp_path / "out" / "autoscale-steady.png").read_bytes()[:4] == b"\x89PNG"
+    rows = json.loads((tmp_path / "out" / "autoscale-steady.json").read_text())
+    assert [r["decision"] for r in rows] == ["error", "error"] and not any(r["config_error"] for r in rows)
+
+
+# ---------------------------------------------------------------- one make run per run dir; TRACE only for trace
+
+
+def test_second_make_run_on_the_same_run_dir_refuses_at_once(stub_cluster, monkeypatch, tmp_path):
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "cycle-01.log").write_text("the first run's log")
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; sys.path.insert(0, %r); import demo; "
+                               "demo.take_run_lock(%r); print('locked', flush=True); time.sleep(120)"
+                               % (os.path.join(REPO, "scripts"), str(run_dir))],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        # the run dir comes from LOCAL_CLUSTER_DIR when --run-dir is not given (as `LOCAL_CLUSTER_DIR=... make run`)
+        monkeypatch.setenv("LOCAL_CLUSTER_DIR", str(run_dir))
+        with pytest.raises(SystemExit) as exc:
+            demo.main(["--scenario", "steady", "--out", str(tmp_path / "out")])
+        assert str(exc.value).startswith("another make run is active in this checkout (pid %d, run dir %s); "
+                                         "stop it first (Ctrl-C) or use LOCAL_CLUSTER_DIR=" % (holder.pid, run_dir))
+        assert stub_cluster["started"] == 0
+        assert (run_dir / "cycle-01.log").read_text() == "the first run's log"  # nothing of the first run deleted
+    finally:
+        holder.kill()
+        holder.wait(10)
+    os.close(demo.take_run_lock(str(run_dir)))  # released with its process
+
+
+def test_trace_only_applies_to_the_trace_scenario(stub_cluster, tmp_path):
+    with pytest.raises(SystemExit, match=r"TRACE=x\.csv only applies to SCENARIO=trace .*not SCENARIO=burst"):
+        demo.main(["--scenario", "burst", "--trace", "x.csv", "--run-dir", str(tmp_path / "run")])
+    assert stub_cluster["started"] == 0 and not (tmp_path / "run").exists()
+    assert demo.scenario_has_trace("trace") is True and demo.scenario_has_trace("burst") is False
+    assert demo.scenario_has_trace("no-such-scenario") is None  # the local cluster reports that one
