@@ -18,8 +18,6 @@ cluster's ``K3S_URL`` and would never join the new one, yet count toward max_nod
 from __future__ import annotations
 
 import argparse
-import errno
-import fcntl
 import json
 import logging
 import os
@@ -31,6 +29,8 @@ import time
 import urllib.request
 
 import yaml
+
+from local_cluster.pidlock import try_pid_lock
 
 log = logging.getLogger("local_cluster")
 
@@ -59,21 +59,11 @@ def lock_state_dir(state_dir: str) -> int:
     Returns the lock's file descriptor; keep it open for the life of the cluster (the kernel releases the lock
     when the process exits, even on SIGKILL). Raises :class:`StateDirBusy` naming the holder's pid.
     """
-    path = os.path.join(state_dir, LOCK_NAME)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError as exc:
-        if exc.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
-            os.close(fd)
-            raise
-        holder = os.read(fd, 32).decode(errors="replace").strip() or "?"
-        os.close(fd)
+    fd, holder = try_pid_lock(os.path.join(state_dir, LOCK_NAME))
+    if fd is None:
         raise StateDirBusy(f"another `python -m local_cluster up` is running with state dir {state_dir} (pid {holder}); "
                            f"stop it first (`python -m local_cluster down --state-dir {state_dir}`) or pass another "
-                           "--state-dir") from None
-    os.ftruncate(fd, 0)
-    os.write(fd, f"{os.getpid()}\n".encode())
+                           "--state-dir")
     return fd
 
 

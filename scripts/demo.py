@@ -34,8 +34,6 @@ mock-EC2 store, state.json and run-metrics textfile to ``<run dir>/previous/``).
 Everything started here is stopped on exit, on error and on Ctrl-C.
 """
 import argparse
-import errno
-import fcntl
 import glob
 import json
 import os
@@ -526,20 +524,12 @@ def take_run_lock(run_dir):
     """Exclusive ``fcntl.flock`` on ``<run_dir>/.make-run.lock`` (our pid written in it), held until the process
     exits; returns its file descriptor. A second ``make run`` on the same run dir would delete the first one's
     state and autoscale the wrong cluster, so it raises SystemExit at once naming the holder's pid."""
-    path = os.path.join(run_dir, LOCK_NAME)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError as exc:
-        if exc.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
-            os.close(fd)
-            raise
-        holder = os.read(fd, 32).decode(errors="replace").strip() or "?"
-        os.close(fd)
+    sys.path.insert(0, ROOT)
+    from local_cluster.pidlock import try_pid_lock
+    fd, holder = try_pid_lock(os.path.join(run_dir, LOCK_NAME))
+    if fd is None:
         raise SystemExit("another make run is active in this checkout (pid %s, run dir %s); stop it first (Ctrl-C) "
-                         "or use LOCAL_CLUSTER_DIR=<another dir> make run" % (holder, run_dir)) from None
-    os.ftruncate(fd, 0)
-    os.write(fd, ("%d\n" % os.getpid()).encode())
+                         "or use LOCAL_CLUSTER_DIR=<another dir> make run" % (holder, run_dir))
     return fd
 
 
