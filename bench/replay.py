@@ -1013,6 +1013,8 @@ def main(argv=None) -> int:
             policies.append(p)
         else:
             print("note: policy %r is not registered (policy.POLICIES: %s); skipped" % (p, ", ".join(sorted(pol.POLICIES))))
+    if not policies:
+        ap.error("--policies %s: no registered policy; choose from %s" % (args.policies, ", ".join(sorted(pol.POLICIES))))
     runs = {}
     for name in [x.strip() for x in args.scenarios.split(",") if x.strip()]:
         try:

@@ -31,6 +31,11 @@ def main(argv=None):
         print("no state file at %s: nothing to repair. Check the path (autoscale_state_file in your inventory; "
               "the local cluster's is run/local/state.json)" % args.state_file, file=sys.stderr)
         return 2
+    if os.path.isdir(args.state_file):
+        print("%s is a directory, not a state file: nothing to repair, nothing moved. Give the state file's path "
+              "(autoscale_state_file in your inventory; the local cluster's is run/local/state.json)"
+              % args.state_file, file=sys.stderr)
+        return 2
     try:
         load_state(args.state_file)
         print("state file %s is valid: nothing to repair" % args.state_file)

@@ -40,3 +40,12 @@ def test_valid_file_is_left_alone(tmp_path):
     res = _repair(path)
     assert res.returncode == 0 and "is valid: nothing to repair" in res.stdout
     assert path.read_bytes() == before and os.listdir(tmp_path) == ["state.json"]
+
+
+def test_a_directory_is_refused_and_never_moved(tmp_path):
+    d = tmp_path / "run-local"
+    d.mkdir()
+    (d / "kubeconfig").write_text("x")
+    res = _repair(d)
+    assert res.returncode == 2 and "is a directory, not a state file" in res.stderr
+    assert sorted(os.listdir(tmp_path)) == ["run-local"] and os.listdir(d) == ["kubeconfig"]

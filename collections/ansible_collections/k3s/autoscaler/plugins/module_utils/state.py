@@ -399,7 +399,11 @@ def repair_state(path, now=None, lock_timeout=DEFAULT_LOCK_TIMEOUT):
     ``-N`` appended if that exists).
 
     :returns: the backup path, or None when there was nothing to repair.
+    :raises StateError: when ``path`` is a directory (a state file path was meant; nothing is moved).
     """
+    if os.path.isdir(path):
+        raise StateError(path, "is a directory, not a state file; nothing was moved. Give the state file's path "
+                               "(autoscale_state_file, e.g. run/local/state.json)")
     with _Lock(path, lock_timeout):
         try:
             _read(path)

@@ -238,3 +238,13 @@ def test_event_totals_without_totals_key_counts_history(path):
     assert event_totals(s) == {"scale_up": 0, "scale_down": 2}
     s = update_state(path, lambda x: record_event(x, "scale_up", 1, 2.0))
     assert s["totals"] == {"scale_up": 1, "scale_down": 2}
+
+
+def test_repair_refuses_a_directory_and_moves_nothing(tmp_path):
+    from ansible_collections.k3s.autoscaler.plugins.module_utils.state import StateError, repair_state
+    d = tmp_path / "statedir"
+    d.mkdir()
+    with pytest.raises(StateError) as e:
+        repair_state(str(d))
+    assert "is a directory, not a state file; nothing was moved" in str(e.value)
+    assert sorted(os.listdir(str(tmp_path))) == ["statedir"]
