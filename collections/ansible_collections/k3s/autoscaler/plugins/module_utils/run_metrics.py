@@ -34,9 +34,11 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import errno
 import os
 
 from ansible_collections.k3s.autoscaler.plugins.module_utils.flock import acquire_flock, release_flock
+from ansible_collections.k3s.autoscaler.plugins.module_utils.state import write_text_atomically
 
 try:
     from prometheus_client import CollectorRegistry, Gauge, Counter, write_to_textfile, push_to_gateway
@@ -184,6 +186,17 @@ def merge_text(existing, registry):
     return out + render(registry), warning
 
 
+def _ensure_parent(path):
+    """Create the parent directory of ``path`` (mode 0755) when missing; another run creating it at the same
+    moment is fine."""
+    parent = os.path.dirname(os.path.abspath(path))
+    try:
+        os.makedirs(parent, 0o755)
+    except OSError as exc:
+        if exc.errno != errno.EEXIST or not os.path.isdir(parent):
+            raise
+
+
 class textfile_lock(object):
     """Context manager: exclusive flock on ``<path>.lock`` (bounded wait) around a textfile read/write.
 
@@ -202,30 +215,13 @@ class textfile_lock(object):
         return OSError("cannot lock the textfile through %s: %s" % (self.lock_path, err))
 
     def __enter__(self):
-        parent = os.path.dirname(os.path.abspath(self.lock_path))
-        if not os.path.isdir(parent):
-            os.makedirs(parent, 0o755)
+        _ensure_parent(self.lock_path)
         self.fd = acquire_flock(self.lock_path, self.timeout, self._error)
         return self
 
     def __exit__(self, *exc):
         release_flock(self.fd)
         return False
-
-
-def _write_text_atomically(path, text):
-    tmp = "%s.%d.tmp" % (path, os.getpid())
-    try:
-        with open(tmp, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except Exception:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
 
 
 def export(registry, path=None, pushgateway_url=None, job="k3s_autoscaler", timeout=10, merge=False):
@@ -242,16 +238,14 @@ def export(registry, path=None, pushgateway_url=None, job="k3s_autoscaler", time
     if path:
         if not path.endswith(".prom"):
             raise ValueError("path must end in .prom for the node-exporter textfile collector, got %r" % path)
-        parent = os.path.dirname(os.path.abspath(path))
-        if not os.path.isdir(parent):
-            os.makedirs(parent, 0o755)
+        _ensure_parent(path)
         if merge:
             existing = None
             if os.path.exists(path):
                 with open(path) as f:
                     existing = f.read()
             text, warning = merge_text(existing, registry)
-            _write_text_atomically(path, text)
+            write_text_atomically(path, text, mode=0o644)  # node-exporter may run as another user
         else:
             write_to_textfile(path, registry)
     if pushgateway_url:

@@ -347,11 +347,18 @@ def _fsync_dir(d):
 
 def _atomic_write(path, data):
     """Write ``data`` as JSON: temp file in same dir (0600), flush, fsync, os.replace, fsync dir."""
-    d = _ensure_dir(path)
-    text = json.dumps(data, indent=2, sort_keys=True, allow_nan=False) + "\n"
+    _ensure_dir(path)
+    write_text_atomically(path, json.dumps(data, indent=2, sort_keys=True, allow_nan=False) + "\n")
+
+
+def write_text_atomically(path, text, mode=0o600):
+    """Replace ``path`` with ``text``, never in place: a hidden temp file ``.<name>.*.tmp`` in the same
+    (existing) directory with ``mode``, flushed and fsync'ed, ``os.replace``d onto ``path``, then the directory
+    fsync'ed. The temp file is removed on any error."""
+    d = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(dir=d, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
     try:
-        os.fchmod(fd, 0o600)
+        os.fchmod(fd, mode)
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             fd = None
             f.write(text)
